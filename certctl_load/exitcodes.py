@@ -1,0 +1,8 @@
+"""Process exit codes, k6's where k6 has one."""
+
+OK = 0
+HARNESS_ERROR = 1
+TARGET_NOT_READY = 2
+THRESHOLDS_CROSSED = 99
+INVALID_CONFIG = 104
+INTERRUPTED = 105
