@@ -1,0 +1,156 @@
+"""One run's configuration, resolved from every source in a fixed order of precedence.
+
+Highest first: command line, ``LOCUST_*`` environment, ``locust.conf`` (Locust's own
+parser merges those three into its options), then the k6 script's ``CERTCTL_*`` and
+``K6_*`` environment, then the scenario file, then built-in defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from certctl_load.durations import parse_duration_seconds
+from certctl_load.errors import ConfigError
+from certctl_load.httpclient import Endpoint, parse_endpoint
+from certctl_load.scenario import Scenario, default_scenario_path, load_scenario
+
+DEFAULT_HOST = "https://certctl-server:8443"
+DEFAULT_TOKEN = "load-test-token"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a storm needs, after precedence is applied."""
+
+    scenario: Scenario
+    host: str
+    endpoint: Endpoint
+    token: str
+    fleet_size: int
+    heartbeat_interval_s: float
+    duration_s: float
+    results_dir: Path
+    insecure: bool
+    ca_bundle: str | None
+    skip_preflight: bool
+
+    @property
+    def offered_rate(self) -> float:
+        """Heartbeats per second the fleet offers: fleet / interval."""
+        return self.fleet_size / self.heartbeat_interval_s
+
+    def __repr__(self) -> str:  # the token never appears in a repr, a log line or a traceback
+        return (
+            f"RunConfig(scenario={self.scenario.name!r}, host={self.host!r}, fleet_size={self.fleet_size}, "
+            f"heartbeat_interval_s={self.heartbeat_interval_s}, duration_s={self.duration_s})"
+        )
+
+
+def _env_flag(environ: Mapping[str, str], name: str) -> bool | None:
+    raw = environ.get(name)
+    if raw is None:
+        return None
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"environment {name}={raw!r} is not a boolean (use true or false)")
+
+
+def _positive_int(value: Any, where: str) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{where}={value!r} is not a whole number") from None
+    if number < 1:
+        raise ConfigError(f"{where}={value!r} must be at least 1")
+    return number
+
+
+def _positive_seconds(value: Any, where: str) -> float:
+    try:
+        seconds = parse_duration_seconds(value)
+    except ConfigError:
+        raise ConfigError(f"{where}={value!r} is not a duration (such as 30s, 5m or 6)") from None
+    if seconds <= 0:
+        raise ConfigError(f"{where}={value!r} must be positive")
+    return seconds
+
+
+def resolve_config(options: Any, environ: Mapping[str, str], host: str | None) -> RunConfig:
+    """Apply precedence to Locust's parsed ``options``, the environment and the scenario file.
+
+    ``host`` is Locust's (``--host``, ``LOCUST_HOST`` or ``locust.conf``), or None.
+    """
+    scenario_path = getattr(options, "scenario", None) or default_scenario_path()
+    scenario = load_scenario(scenario_path)
+
+    fleet_size = scenario.fleet_size
+    if environ.get("K6_AGENT_FLEET"):
+        fleet_size = _positive_int(environ["K6_AGENT_FLEET"], "environment K6_AGENT_FLEET")
+    if getattr(options, "fleet_size", None) is not None:
+        fleet_size = _positive_int(options.fleet_size, "--fleet-size")
+
+    interval = scenario.heartbeat_interval_s
+    explicit_interval = getattr(options, "heartbeat_interval", None)
+    if explicit_interval is not None:
+        interval = _positive_seconds(explicit_interval, "--heartbeat-interval")
+    if environ.get("K6_AGENT_RATE"):
+        rate = _positive_rate(environ["K6_AGENT_RATE"])
+        rate_interval = fleet_size / rate
+        if explicit_interval is not None and not math.isclose(rate_interval, interval, rel_tol=1e-3):
+            raise ConfigError(
+                f"environment K6_AGENT_RATE={environ['K6_AGENT_RATE']!r} conflicts with "
+                f"--heartbeat-interval={explicit_interval!r}: {fleet_size} agents at that rate beat every "
+                f"{rate_interval:g}s; give one or the other"
+            )
+        interval = rate_interval
+
+    duration = scenario.duration_s
+    run_time = getattr(options, "run_time", None)
+    if run_time:
+        duration = _positive_seconds(run_time, "--run-time")
+
+    chosen_host = host or environ.get("CERTCTL_BASE") or DEFAULT_HOST
+    endpoint = parse_endpoint(chosen_host)
+
+    insecure = bool(getattr(options, "insecure", False)) or bool(
+        _env_flag(environ, "K6_INSECURE_SKIP_TLS_VERIFY")
+    )
+    ca_bundle = getattr(options, "ca_bundle", None) or environ.get("CERTCTL_CA_BUNDLE") or None
+    results_dir = Path(getattr(options, "results_dir", None) or "results")
+    token = environ.get("CERTCTL_TOKEN") or DEFAULT_TOKEN
+    if any(ch in token for ch in "\r\n"):
+        raise ConfigError("environment CERTCTL_TOKEN contains a line break")
+
+    return RunConfig(
+        scenario=scenario,
+        host=chosen_host,
+        endpoint=endpoint,
+        token=token,
+        fleet_size=fleet_size,
+        heartbeat_interval_s=interval,
+        duration_s=duration,
+        results_dir=results_dir,
+        insecure=insecure,
+        ca_bundle=ca_bundle,
+        skip_preflight=bool(getattr(options, "skip_preflight", False)),
+    )
+
+
+def _positive_rate(raw: str) -> float:
+    try:
+        rate = float(raw)
+    except ValueError:
+        raise ConfigError(f"environment K6_AGENT_RATE={raw!r} is not a number") from None
+    if not rate > 0 or math.isinf(rate):
+        raise ConfigError(f"environment K6_AGENT_RATE={raw!r} must be positive")
+    return rate
+

@@ -1,0 +1,75 @@
+"""The end of a run: exact verdict, k6-shaped summaries on disk and on stdout, the exit code."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+
+from certctl_load import exitcodes
+from certctl_load.recorder import CHECK_NAME
+from certctl_load.results import write_atomically
+from certctl_load.storm import Storm
+from certctl_load.summary import CheckCount, build_summary
+from certctl_load.text_summary import render_text_summary
+from certctl_load.thresholds import ThresholdResult, evaluate
+from certctl_load.verdict_table import render_verdict_table
+
+logger = logging.getLogger("certctl_load")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished run decided and where it wrote it."""
+
+    exit_code: int
+    results: list[ThresholdResult]
+    requests: int
+    json_path: str
+    text_path: str
+
+
+def exit_code_for(results: list[ThresholdResult], requests: int, *, interrupted: bool, errors: int) -> int:
+    """105 when interrupted; 1 after a harness error; 99 on a crossed threshold or no request; else 0."""
+    if interrupted:
+        return exitcodes.INTERRUPTED
+    if errors:
+        return exitcodes.HARNESS_ERROR
+    if requests == 0 or not all(result.ok for result in results):
+        return exitcodes.THRESHOLDS_CROSSED
+    return exitcodes.OK
+
+
+def finalize(storm: Storm, now: float, *, interrupted: bool) -> Outcome:
+    """Judge the run, write both summaries atomically, print them; returns the outcome."""
+    config = storm.config
+    scenario = config.scenario
+    duration_s = storm.test_run_duration_s(now)
+    store = storm.store
+    results = evaluate(list(scenario.thresholds), store, duration_s)
+    requests = int(store.select("http_reqs", {}).count)
+    checks = store.select("checks", {"check": CHECK_NAME})
+    summary = build_summary(
+        store,
+        results,
+        trend_stats=scenario.summary_trend_stats,
+        duration_ms=duration_s * 1000.0,
+        checks=[CheckCount(CHECK_NAME, checks.passes, checks.fails)],
+        interrupted=interrupted,
+        is_stdout_tty=sys.stdout.isatty(),
+        is_stderr_tty=sys.stderr.isatty(),
+    )
+    text = render_text_summary(summary, indent=" ", colors=False)
+    results_dir = config.results_dir
+    json_path = results_dir / f"summary-{scenario.file_stem}.json"
+    text_path = results_dir / f"summary-{scenario.file_stem}.txt"
+    write_atomically(json_path, json.dumps(summary, indent=2) + "\n")
+    write_atomically(text_path, text)
+    code = exit_code_for(results, requests, interrupted=interrupted, errors=storm.harness_errors)
+    print(text, flush=True)
+    print(render_verdict_table(results), flush=True)
+    if requests == 0:
+        print("no heartbeat was sent: the run cannot pass", flush=True)
+    print(f"summaries: {json_path} {text_path}", flush=True)
+    return Outcome(code, results, requests, str(json_path), str(text_path))

@@ -1,0 +1,305 @@
+"""A lean HTTP/1.1 client on (gevent-patched) sockets: one keep-alive connection per agent.
+
+Each agent sends the same prebuilt request bytes on every beat, so the hot path is
+one ``sendall`` and a few ``recv_into`` calls. Timing follows k6's
+``http_req_duration``: from the moment the first request byte is written to the
+moment the last response byte is read; connection setup and TLS are timed apart
+(``connect_s``). A keep-alive connection the server closed while idle is
+replaced transparently, as Go's HTTP client in the real certctl agent does.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from certctl_load.errors import ConfigError
+
+_HEAD_LIMIT = 64 * 1024
+_BODY_KEEP = 512
+_RECV_SIZE = 16 * 1024
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where requests go: scheme, host, port and the base path of the target URL."""
+
+    scheme: str
+    host: str
+    port: int
+    base_path: str
+
+    @property
+    def is_tls(self) -> bool:
+        return self.scheme == "https"
+
+    @property
+    def host_header(self) -> str:
+        default_port = 443 if self.is_tls else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default_port else f"{host}:{self.port}"
+
+
+def parse_endpoint(url: str) -> Endpoint:
+    """Split a target URL such as ``https://certctl-server:8443``; a bad one is a ConfigError."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise ConfigError(f"host {url!r} is not a valid URL: {error}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"host {url!r} must start with http:// or https://")
+    if not parts.hostname:
+        raise ConfigError(f"host {url!r} names no server")
+    default_port = 443 if parts.scheme == "https" else 80
+    return Endpoint(parts.scheme, parts.hostname, port or default_port, parts.path.rstrip("/"))
+
+
+def build_request(
+    endpoint: Endpoint, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> bytes:
+    """The full request bytes for one call; built once per agent and call, sent on every beat."""
+    lines = [f"{method} {endpoint.base_path}{path} HTTP/1.1", f"Host: {endpoint.host_header}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+@dataclass
+class Exchange:
+    """The outcome of one request: status 0 and an ``error`` kind for network failures."""
+
+    status: int
+    duration_s: float
+    connect_s: float
+    sent: int
+    received: int
+    error: str | None = None
+    body: bytes = b""
+    headers: dict[str, str] | None = None
+
+
+class _ProtocolError(Exception):
+    """The server's answer is not valid HTTP/1.1."""
+
+
+class _ClosedBeforeResponse(Exception):
+    """The connection ended before any response byte arrived."""
+
+
+def error_kind(error: BaseException) -> str:
+    """A short, stable name for a network failure (used as a tag and in breakdowns)."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return "tls_verify_failed"
+    if isinstance(error, ssl.SSLError):
+        return "tls_error"
+    if isinstance(error, socket.timeout | TimeoutError):
+        return "timeout"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection_refused"
+    if isinstance(error, ConnectionResetError | BrokenPipeError):
+        return "connection_reset"
+    if isinstance(error, _ClosedBeforeResponse):
+        return "closed_before_response"
+    if isinstance(error, _ProtocolError):
+        return "bad_response"
+    if isinstance(error, socket.gaierror):
+        return "dns_error"
+    if isinstance(error, OSError) and error.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return "unreachable"
+    if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE, errno.EADDRNOTAVAIL):
+        return "no_local_resources"
+    return "network_error"
+
+
+class Connection:
+    """One agent's connection to the target, reused across beats unless ``keep_alive`` is off."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout_s: float = 60.0,
+        keep_alive: bool = True,
+        source_address: str | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.ssl_context = ssl_context
+        self.timeout_s = timeout_s
+        self.keep_alive = keep_alive
+        self.source_address = source_address
+        self._sock: socket.socket | None = None
+        self._buffer = bytearray(_RECV_SIZE)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+
+    def _connect(self) -> socket.socket:
+        source = (self.source_address, 0) if self.source_address else None
+        sock = socket.create_connection(
+            (self.endpoint.host, self.endpoint.port), timeout=self.timeout_s, source_address=source
+        )
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.endpoint.is_tls:
+            assert self.ssl_context is not None, "an https endpoint needs an SSL context"
+            try:
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.endpoint.host)
+            except BaseException:
+                sock.close()
+                raise
+        return sock
+
+    def request(self, raw: bytes, *, want_body: bool = False) -> Exchange:
+        """Send ``raw`` and read the whole response; never raises for network failures."""
+        connect_s = 0.0
+        reused = self._sock is not None
+        started = time.perf_counter()
+        try:
+            if self._sock is None:
+                self._sock = self._connect()
+                connect_s = time.perf_counter() - started
+            try:
+                return self._exchange(raw, connect_s, want_body)
+            except (_ClosedBeforeResponse, ConnectionResetError, BrokenPipeError):
+                if not reused:
+                    raise
+                # The server closed the idle keep-alive connection: reconnect once, transparently.
+                self.close()
+                reconnect_started = time.perf_counter()
+                self._sock = self._connect()
+                connect_s = time.perf_counter() - reconnect_started
+                return self._exchange(raw, connect_s, want_body)
+        except (OSError, _ProtocolError, _ClosedBeforeResponse) as error:
+            self.close()
+            duration = time.perf_counter() - started - connect_s
+            return Exchange(0, max(duration, 0.0), connect_s, 0, 0, error=error_kind(error))
+
+    def _exchange(self, raw: bytes, connect_s: float, want_body: bool) -> Exchange:
+        sock = self._sock
+        assert sock is not None
+        sent_at = time.perf_counter()
+        sock.sendall(raw)
+        status, headers, body, received, reusable = self._read_response(sock, want_body)
+        finished = time.perf_counter()
+        if not (reusable and self.keep_alive):
+            self.close()
+        return Exchange(
+            status, finished - sent_at, connect_s, len(raw), received, body=body, headers=headers
+        )
+
+    def _read_response(
+        self, sock: socket.socket, want_body: bool
+    ) -> tuple[int, dict[str, str], bytes, int, bool]:
+        data = bytearray()
+        view = memoryview(self._buffer)
+        while True:
+            count = sock.recv_into(view)
+            if count == 0:
+                if not data:
+                    raise _ClosedBeforeResponse()
+                raise _ProtocolError("connection closed inside the response head")
+            data += view[:count]
+            head_end = data.find(b"\r\n\r\n")
+            if head_end >= 0:
+                break
+            if len(data) > _HEAD_LIMIT:
+                raise _ProtocolError("response head too large")
+        status, headers = _parse_head(bytes(data[:head_end]))
+        rest = data[head_end + 4 :]
+        received = head_end + 4
+        close = headers.get("connection", "").lower() == "close"
+        if status in (204, 304) or 100 <= status < 200:
+            return status, headers, b"", received, not close
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body, used = self._read_chunked(sock, rest)
+            return status, headers, body if want_body else body[:_BODY_KEEP], received + used, not close
+        if "content-length" in headers:
+            try:
+                length = int(headers["content-length"])
+            except ValueError:
+                raise _ProtocolError("bad Content-Length") from None
+            body = bytearray(rest)
+            while len(body) < length:
+                count = sock.recv_into(view)
+                if count == 0:
+                    raise _ProtocolError("connection closed inside the response body")
+                body += view[:count]
+            kept = bytes(body[:length]) if want_body else bytes(body[: min(length, _BODY_KEEP)])
+            return status, headers, kept, received + length, not close
+        body = bytearray(rest)
+        while True:
+            count = sock.recv_into(view)
+            if count == 0:
+                break
+            body += view[:count]
+        return status, headers, bytes(body), received + len(body), False
+
+    def _read_chunked(self, sock: socket.socket, data: bytearray) -> tuple[bytes, int]:
+        view = memoryview(self._buffer)
+        body = bytearray()
+        position = 0
+        used = 0
+
+        def fill() -> None:
+            count = sock.recv_into(view)
+            if count == 0:
+                raise _ProtocolError("connection closed inside a chunked body")
+            data.extend(view[:count])
+
+        while True:
+            line_end = data.find(b"\r\n", position)
+            while line_end < 0:
+                fill()
+                line_end = data.find(b"\r\n", position)
+            try:
+                size = int(bytes(data[position:line_end]).split(b";")[0], 16)
+            except ValueError:
+                raise _ProtocolError("bad chunk size") from None
+            position = line_end + 2
+            if size == 0:
+                trailer_end = data.find(b"\r\n", position)
+                while trailer_end < 0:
+                    fill()
+                    trailer_end = data.find(b"\r\n", position)
+                used = trailer_end + 2
+                return bytes(body), used
+            while len(data) < position + size + 2:
+                fill()
+            body += data[position : position + size]
+            position += size + 2
+
+
+def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise _ProtocolError(f"bad status line {lines[0][:80]!r}")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+    return int(parts[1]), headers
+
+
+def make_ssl_context(*, insecure: bool, ca_bundle: str | None = None) -> ssl.SSLContext:
+    """Verifying TLS context (system CAs, or ``ca_bundle``), or an explicit non-verifying one."""
+    if insecure:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(f"CA bundle {ca_bundle!r} cannot be read: {error}") from None

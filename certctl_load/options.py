@@ -1,0 +1,60 @@
+"""The harness's options on Locust's own parser: ``locust --help``, the web UI form, ``locust.conf``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def add_options(parser: Any) -> None:
+    """Register the harness's options (Locust's ``init_command_line_parser`` hook)."""
+    group = parser.add_argument_group("certctl-load", "certctl agent-fleet heartbeat storm")
+    group.add_argument(
+        "--scenario",
+        metavar="PATH",
+        env_var="LOCUST_SCENARIO",
+        default=None,
+        help="Scenario YAML file (default: the agent_storm scenario shipped with certctl-load)",
+    )
+    group.add_argument(
+        "--fleet-size",
+        metavar="N",
+        env_var="LOCUST_FLEET_SIZE",
+        default=None,
+        help="Agents in the fleet, one Locust user each (default: K6_AGENT_FLEET, else the scenario's)",
+    )
+    group.add_argument(
+        "--heartbeat-interval",
+        metavar="DURATION",
+        env_var="LOCUST_HEARTBEAT_INTERVAL",
+        default=None,
+        help="Seconds between one agent's heartbeats, e.g. 30s (default: fleet / K6_AGENT_RATE, "
+        "else the scenario's)",
+    )
+    group.add_argument(
+        "--results-dir",
+        metavar="DIR",
+        env_var="LOCUST_RESULTS_DIR",
+        default=None,
+        help="Where summaries are written (default: results/ in the current directory)",
+    )
+    group.add_argument(
+        "--insecure",
+        action="store_true",
+        env_var="LOCUST_INSECURE",
+        default=False,
+        help="Skip TLS certificate verification (also K6_INSECURE_SKIP_TLS_VERIFY=true)",
+    )
+    group.add_argument(
+        "--ca-bundle",
+        metavar="PATH",
+        env_var="LOCUST_CA_BUNDLE",
+        default=None,
+        help="CA certificates that verify the target's TLS certificate (also CERTCTL_CA_BUNDLE)",
+    )
+    group.add_argument(
+        "--skip-preflight",
+        action="store_true",
+        env_var="LOCUST_SKIP_PREFLIGHT",
+        default=False,
+        help="Do not check the target (health, token, fleet) before the storm",
+    )

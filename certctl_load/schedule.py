@@ -1,0 +1,92 @@
+"""The fleet's drift-free, absolute heartbeat schedule (pure arithmetic, no clocks read here).
+
+Agent ``i`` (0-based) of ``N`` with interval ``T`` is due at ``t0 + i*T/N + k*T`` for
+k = 0, 1, ...: N/T beats per second, spread evenly from the first interval on. Only
+slots strictly before ``t0 + D`` are part of the run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+LATE_AFTER_S = 0.010
+
+
+@dataclass(frozen=True)
+class AgentSchedule:
+    """One agent's slots: ``start + k*interval`` for every k with a slot before ``end``."""
+
+    start: float
+    interval: float
+    end: float
+
+    def slot_time(self, k: int) -> float:
+        return self.start + k * self.interval
+
+    def slot_count(self) -> int:
+        """How many slots fall before the end of the run."""
+        if self.start >= self.end:
+            return 0
+        return math.ceil((self.end - self.start) / self.interval - 1e-12)
+
+    def in_run(self, k: int) -> bool:
+        return 0 <= k < self.slot_count()
+
+    def last_due(self, now: float) -> int:
+        """Index of the latest slot due at ``now`` (-1 before the first)."""
+        return self.first_at_or_after(now + 1e-9) - 1
+
+    def first_at_or_after(self, moment: float) -> int:
+        """Index of the first slot at or after ``moment`` (0 before the start)."""
+        if moment <= self.start:
+            return 0
+        k = math.ceil((moment - self.start) / self.interval)
+        # Guard against floating-point error at exact slot boundaries.
+        if self.slot_time(k - 1) >= moment:
+            k -= 1
+        return k
+
+
+def agent_schedule(index: int, fleet_size: int, interval: float, t0: float, duration: float) -> AgentSchedule:
+    """The schedule of agent ``index`` (0-based) in a fleet of ``fleet_size``."""
+    if not 0 <= index < fleet_size:
+        raise ValueError(f"agent index {index} outside a fleet of {fleet_size}")
+    return AgentSchedule(start=t0 + index * interval / fleet_size, interval=interval, end=t0 + duration)
+
+
+def expected_beats(fleet_size: int, interval: float, duration: float) -> int:
+    """Total slots the whole fleet has in a run of ``duration`` seconds."""
+    return sum(agent_schedule(i, fleet_size, interval, 0.0, duration).slot_count() for i in range(fleet_size))
+
+
+@dataclass(frozen=True)
+class Wake:
+    """What an agent does when it wakes at its slot: send for ``slot``, having skipped ``dropped``."""
+
+    slot: int
+    dropped: int
+    late: bool
+
+
+def on_wake(schedule: AgentSchedule, next_slot: int, now: float) -> Wake:
+    """Decide the beat to send when woken at ``now`` for ``next_slot`` (or later, if woken late).
+
+    Slots that passed while the agent could not send are dropped, never sent in a
+    burst. A returned slot outside the run means: send nothing, the agent is done.
+    """
+    due = max(next_slot, schedule.last_due(now))
+    dropped = max(0, min(due, schedule.slot_count()) - next_slot)
+    return Wake(slot=due, dropped=dropped, late=now - schedule.slot_time(due) > LATE_AFTER_S)
+
+
+def after_response(schedule: AgentSchedule, sent_slot: int, finished: float) -> tuple[int, int]:
+    """After the beat for ``sent_slot`` completes at ``finished``: (next slot, slots dropped in flight).
+
+    A slot that fell due while the request was in flight is dropped (counted once,
+    only when it lies inside the run); the next beat goes at the first slot at or
+    after ``finished``, which may lie past the run's end (the agent is then done).
+    """
+    next_slot = max(sent_slot + 1, schedule.first_at_or_after(finished))
+    dropped = max(0, min(next_slot, schedule.slot_count()) - (sent_slot + 1))
+    return next_slot, dropped

@@ -1,0 +1,87 @@
+"""Running the real ``locust`` command against a real target, and reading what the target saw."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCUSTFILE = ROOT / "locustfile.py"
+
+
+@dataclass
+class StormRun:
+    code: int
+    stdout: str
+    stderr: str
+    results_dir: Path
+
+    def summary(self, stem: str = "agent-storm") -> dict:
+        return json.loads((self.results_dir / f"summary-{stem}.json").read_text())
+
+    def text_summary(self, stem: str = "agent-storm") -> str:
+        return (self.results_dir / f"summary-{stem}.txt").read_text()
+
+
+def run_storm(
+    host: str | None,
+    results_dir: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 180,
+) -> StormRun:
+    """``locust -f locustfile.py --headless`` with the harness's options; waits for it to exit."""
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+               "--results-dir", str(results_dir), "--skip-preflight", *args]
+    if host:
+        command += ["--host", host]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "K6_", "CERTCTL_"))}
+    full_env.update(env or {})
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=ROOT)
+    return StormRun(done.returncode, done.stdout, done.stderr, results_dir)
+
+
+def read_request_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def heartbeats(log: list[dict]) -> list[dict]:
+    return [r for r in log if r["method"] == "POST" and r["path"].endswith("/heartbeat")]
+
+
+def beats_by_agent(log: list[dict]) -> dict[str, list[float]]:
+    by_agent: dict[str, list[float]] = defaultdict(list)
+    for record in heartbeats(log):
+        by_agent[record["agent"]].append(record["t"])
+    return {agent: sorted(times) for agent, times in by_agent.items()}
+
+
+def per_agent_intervals(log: list[dict]) -> list[float]:
+    gaps: list[float] = []
+    for times in beats_by_agent(log).values():
+        gaps += [b - a for a, b in zip(times, times[1:], strict=False)]
+    return gaps
+
+
+def per_second_counts(log: list[dict], skip_first_s: float) -> list[int]:
+    """Requests per whole second after ``skip_first_s`` from the first beat, last partial second dropped."""
+    times = sorted(r["t"] for r in heartbeats(log))
+    start = times[0] + skip_first_s
+    counts: dict[int, int] = defaultdict(int)
+    for t in times:
+        if t >= start:
+            counts[int(t - start)] += 1
+    if not counts:
+        return []
+    last = max(counts)
+    return [counts[s] for s in range(last)]
+
+
+def coefficient_of_variation(values: list[int]) -> float:
+    return statistics.pstdev(values) / statistics.mean(values)
