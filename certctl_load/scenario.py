@@ -14,7 +14,7 @@ import yaml
 from certctl_load.durations import parse_duration_seconds
 from certctl_load.errors import ConfigError
 from certctl_load.fleet import DEFAULT_ID_PREFIX
-from certctl_load.percentiles import trend_stats
+from certctl_load.percentiles import validate_trend_stats
 from certctl_load.thresholds import Threshold, parse_thresholds
 
 DEFAULT_SCENARIO_NAME = "agent_storm"
@@ -116,8 +116,8 @@ def parse_scenario(document: Any, source: str) -> Scenario:
     if not isinstance(stats, list) or not stats or not all(isinstance(s, str) for s in stats):
         raise bad("summary_trend_stats")
     try:
-        trend_stats([], stats)
-    except (ConfigError, ValueError) as error:
+        validate_trend_stats(stats)
+    except ConfigError as error:
         raise ConfigError(f"scenario {source}: key 'summary_trend_stats': {error}") from None
     connection = values["connection"]
     if connection not in CONNECTION_MODELS:

@@ -81,7 +81,7 @@ def test_scenario_values_are_used_when_nothing_overrides_them(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("name: [unclosed\n", r"malformed YAML at line 1"),
+        ("name: [unclosed\n", r"malformed YAML at line 2"),
         ("fleet_sise: 10\n", r"unknown key 'fleet_sise'"),
         ("fleet_size: 0\n", r"key 'fleet_size' has value 0"),
         ("fleet_size: ten\n", r"key 'fleet_size' has value 'ten'"),
