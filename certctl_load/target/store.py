@@ -14,6 +14,8 @@ METADATA_LIMITS: Mapping[str, int] = {
     "ip_address": 45,
     "version": 50,
 }
+# The retired_reason a backend writes for the agents it retires when seeding (``--retired``).
+RETIRED_REASON = "certctl-load: retired at seed"
 
 
 class HeartbeatOutcome(enum.Enum):
