@@ -97,4 +97,3 @@ class CertctlAgent(User):
             self.connection.close()
         if self.agent_index is not None:
             self.storm.release_agent(self.agent_index)
-

@@ -153,4 +153,3 @@ def _positive_rate(raw: str) -> float:
     if not rate > 0 or math.isinf(rate):
         raise ConfigError(f"environment K6_AGENT_RATE={raw!r} must be positive")
     return rate
-

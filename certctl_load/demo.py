@@ -28,12 +28,22 @@ def run(args: argparse.Namespace) -> int:
     ) as target:
         print(f"reference target at {target.url} with {args.fleet_size} seeded agents", flush=True)
         command = [
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-            "--host", target.url,
-            "--fleet-size", str(args.fleet_size),
-            "--heartbeat-interval", args.heartbeat_interval,
-            "--run-time", args.run_time,
-            "--results-dir", str(results_dir),
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOCUSTFILE),
+            "--headless",
+            "--host",
+            target.url,
+            "--fleet-size",
+            str(args.fleet_size),
+            "--heartbeat-interval",
+            args.heartbeat_interval,
+            "--run-time",
+            args.run_time,
+            "--results-dir",
+            str(results_dir),
             "--only-summary",
         ]
         code = subprocess.call(command)

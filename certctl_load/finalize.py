@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 
 from certctl_load import exitcodes
+from certctl_load.diagnosis import failure_breakdown, render_breakdown
 from certctl_load.recorder import CHECK_NAME
 from certctl_load.results import write_atomically
 from certctl_load.storm import Storm
@@ -30,10 +31,15 @@ class Outcome:
     text_path: str
 
 
-def exit_code_for(results: list[ThresholdResult], requests: int, *, interrupted: bool, errors: int) -> int:
-    """105 when interrupted; 1 after a harness error; 99 on a crossed threshold or no request; else 0."""
+def exit_code_for(
+    results: list[ThresholdResult], requests: int, *, interrupted: bool, errors: int, stopped_early: bool
+) -> int:
+    """105 when interrupted; 2 when stopped early as not ready; 1 after a harness error;
+    99 on a crossed threshold or when no request was sent; else 0."""
     if interrupted:
         return exitcodes.INTERRUPTED
+    if stopped_early:
+        return exitcodes.TARGET_NOT_READY
     if errors:
         return exitcodes.HARNESS_ERROR
     if requests == 0 or not all(result.ok for result in results):
@@ -59,14 +65,28 @@ def finalize(storm: Storm, now: float, *, interrupted: bool) -> Outcome:
         interrupted=interrupted,
         is_stdout_tty=sys.stdout.isatty(),
         is_stderr_tty=sys.stderr.isatty(),
+        extra_state={"stopReason": storm.stop_reason} if storm.stop_reason else None,
     )
+    failures = failure_breakdown(store, scenario.name)
+    summary["failures"] = [{"kind": row.kind, "count": row.count, "hint": row.hint} for row in failures]
     text = render_text_summary(summary, indent=" ", colors=False)
+    breakdown = render_breakdown(failures)
+    if breakdown:
+        text += "\n\n" + breakdown
+    if storm.stop_reason:
+        text += "\n\n" + storm.stop_reason
     results_dir = config.results_dir
     json_path = results_dir / f"summary-{scenario.file_stem}.json"
     text_path = results_dir / f"summary-{scenario.file_stem}.txt"
     write_atomically(json_path, json.dumps(summary, indent=2) + "\n")
     write_atomically(text_path, text)
-    code = exit_code_for(results, requests, interrupted=interrupted, errors=storm.harness_errors)
+    code = exit_code_for(
+        results,
+        requests,
+        interrupted=interrupted,
+        errors=storm.harness_errors,
+        stopped_early=storm.stop_reason is not None,
+    )
     print(text, flush=True)
     print(render_verdict_table(results), flush=True)
     if requests == 0:

@@ -193,9 +193,7 @@ class Connection:
         finished = time.perf_counter()
         if not (reusable and self.keep_alive):
             self.close()
-        return Exchange(
-            status, finished - sent_at, connect_s, len(raw), received, body=body, headers=headers
-        )
+        return Exchange(status, finished - sent_at, connect_s, len(raw), received, body=body, headers=headers)
 
     def _read_response(
         self, sock: socket.socket, want_body: bool

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import sys
 import time
 from typing import Any
@@ -15,10 +16,12 @@ from locust import LoadTestShape, events
 from locust.runners import WorkerRunner
 
 from certctl_load.config import RunConfig, resolve_config
+from certctl_load.diagnosis import early_stop_reason
 from certctl_load.errors import HarnessError
 from certctl_load.finalize import finalize
 from certctl_load.httpclient import make_ssl_context
 from certctl_load.options import add_options
+from certctl_load.preflight import run_preflight
 from certctl_load.recorder import CHECK_NAME, Recorder
 from certctl_load.results import ensure_writable_dir
 from certctl_load.storm import SCHEDULE_LEAD_S, Storm
@@ -59,8 +62,16 @@ def _on_init(environment: Any, runner: Any, **_: Any) -> None:
         environment.host = config.host
 
 
+def build_ssl_context(config: RunConfig) -> ssl.SSLContext | None:
+    """The run's TLS context: verifying unless --insecure; None for an http:// target."""
+    if not config.endpoint.is_tls:
+        return None
+    return make_ssl_context(insecure=config.insecure, ca_bundle=config.ca_bundle)
+
+
 class StormShape(LoadTestShape):
-    """The whole fleet spawns at once; the run ends once the schedule is over and drained."""
+    """The whole fleet spawns at once; the run ends once the schedule is over and drained,
+    or early when the target plainly cannot take the storm."""
 
     use_common_options = True
 
@@ -68,19 +79,36 @@ class StormShape(LoadTestShape):
         super().reset_time()
         self._config: RunConfig | None = None
 
+    def _prepare(self, environment: Any) -> RunConfig | None:
+        """Resolve the configuration (the web UI may have changed it) and check the target."""
+        try:
+            config = resolve(environment)
+            if not config.skip_preflight:
+                run_preflight(config, build_ssl_context(config))
+        except HarnessError as error:
+            for line in str(error).splitlines():
+                logger.error("%s", line)
+            environment.process_exit_code = error.exit_code
+            return None
+        environment.certctl_config = config
+        return config
+
     def tick(self) -> tuple[int, float] | None:
         environment = self.runner.environment
         if self._config is None:
-            try:
-                self._config = environment.certctl_config = resolve(environment)
-            except HarnessError as error:
-                logger.error("%s", error)
-                environment.process_exit_code = error.exit_code
+            self._config = self._prepare(environment)
+            if self._config is None:
                 return None
         storm: Storm | None = getattr(environment, "certctl_storm", None)
         if storm is not None and storm.config is self._config:
             storm.store.set_gauge("vus", self.runner.user_count, {})
-            if storm.is_drained(time.time()):
+            now = time.time()
+            if storm.t0 is not None and storm.stop_reason is None:
+                storm.stop_reason = early_stop_reason(storm.store, self._config.scenario.name, now - storm.t0)
+                if storm.stop_reason:
+                    logger.error("%s", storm.stop_reason)
+                    return None
+            if storm.is_drained(now):
                 return None
         return self._config.fleet_size, float(self._config.fleet_size)
 
@@ -97,11 +125,7 @@ def _on_test_start(environment: Any, **_: Any) -> None:
         method="POST",
         check=CHECK_NAME,
     )
-    storm.ssl_context = (
-        make_ssl_context(insecure=config.insecure, ca_bundle=config.ca_bundle)
-        if config.endpoint.is_tls
-        else None
-    )
+    storm.ssl_context = build_ssl_context(config)
     storm.store.set_gauge("vus_max", config.fleet_size, {})
     environment.certctl_storm = storm
 
@@ -127,8 +151,8 @@ def _finish(environment: Any, *, interrupted: bool) -> None:
     if storm is None or storm.outcome is not None:
         return
     now = time.time()
-    stopped_early = interrupted or not storm.is_drained(now)
-    storm.outcome = finalize(storm, now, interrupted=stopped_early)
+    cut_short = interrupted or (storm.stop_reason is None and not storm.is_drained(now))
+    storm.outcome = finalize(storm, now, interrupted=cut_short)
     environment.process_exit_code = storm.outcome.exit_code
 
 

@@ -282,6 +282,17 @@ class MetricStore:
             last.value, min(s.min for s in seen), max(s.max for s in seen), sum(s.samples for s in seen)
         )
 
+    def counts_by(self, name: str, tag: str, selector: Mapping[str, str]) -> dict[str, float]:
+        """A counter's sums split by the value of ``tag`` (series without it are left out)."""
+        if METRICS.get(name, MetricDef("trend", "default")).type != "counter":
+            raise ValueError(f"metric {name!r} is not a counter")
+        counts: dict[str, float] = {}
+        for series in self._by_name[name]:
+            tags = dict(series.tags)
+            if tag in tags and series.matches(selector):
+                counts[tags[tag]] = counts.get(tags[tag], 0.0) + series.sum
+        return counts
+
     def _trend(self, chosen: list[_Trend]) -> TrendAggregate:
         cache_key = tuple(id(series) for series in chosen)
         lengths = tuple(len(series.values) for series in chosen)

@@ -65,7 +65,9 @@ class Recorder:
             if error:
                 tags["error"] = error
             store = self.store
-            failure = None if expected else RequestFailed(f"network error: {error}" if error else f"HTTP {status}")
+            failure = (
+                None if expected else RequestFailed(f"network error: {error}" if error else f"HTTP {status}")
+            )
             keys = _StatusKeys(
                 duration=store.series_key("http_req_duration", tags),
                 connecting=store.series_key("http_req_connecting", tags),

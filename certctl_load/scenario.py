@@ -90,9 +90,7 @@ def parse_scenario(document: Any, source: str) -> Scenario:
         raise ConfigError(f"scenario {source}: must be a mapping of keys, got {type(document).__name__}")
     unknown = [str(key) for key in document if key not in SCHEMA]
     if unknown:
-        raise ConfigError(
-            f"scenario {source}: unknown key {unknown[0]!r} (known keys: {', '.join(SCHEMA)})"
-        )
+        raise ConfigError(f"scenario {source}: unknown key {unknown[0]!r} (known keys: {', '.join(SCHEMA)})")
     values = {key: document.get(key, default) for key, (_, default) in SCHEMA.items()}
 
     def bad(key: str) -> ConfigError:

@@ -41,6 +41,7 @@ class Storm:
         self.recorder: Recorder
         self.ssl_context: ssl.SSLContext | None = None
         self.outcome: Outcome | None = None
+        self.stop_reason: str | None = None
 
     @property
     def end(self) -> float | None:
@@ -89,4 +90,3 @@ class Storm:
         if self.t0 is None:
             return max(now - self.started_at, 0.0)
         return max(self.config.duration_s, min(now, self.last_response_at) - self.t0)
-

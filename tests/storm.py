@@ -35,10 +35,16 @@ def run_storm(
     *args: str,
     env: dict[str, str] | None = None,
     timeout: float = 180,
+    preflight: bool = False,
 ) -> StormRun:
-    """``locust -f locustfile.py --headless`` with the harness's options; waits for it to exit."""
-    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-               "--results-dir", str(results_dir), "--skip-preflight", *args]
+    """``locust -f locustfile.py --headless`` with the harness's options; waits for it to exit.
+
+    Preflight is skipped unless asked for, so a test's request log holds heartbeats only.
+    """
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"]
+    command += ["--results-dir", str(results_dir), *args]
+    if not preflight:
+        command.append("--skip-preflight")
     if host:
         command += ["--host", host]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "K6_", "CERTCTL_"))}

@@ -11,8 +11,16 @@ from certctl_load.scenario import default_scenario_path, load_scenario
 
 
 def options(**values):
-    base = dict(scenario=None, fleet_size=None, heartbeat_interval=None, run_time=None,
-                results_dir=None, insecure=False, ca_bundle=None, skip_preflight=False)
+    base = dict(
+        scenario=None,
+        fleet_size=None,
+        heartbeat_interval=None,
+        run_time=None,
+        results_dir=None,
+        insecure=False,
+        ca_bundle=None,
+        skip_preflight=False,
+    )
     base.update(values)
     return SimpleNamespace(**base)
 
@@ -31,7 +39,9 @@ def test_shipped_scenario_is_the_k6_storm():
     assert scenario.duration_s == 300.0
     assert scenario.summary_trend_stats == ("avg", "min", "med", "p(95)", "p(99)", "max")
     assert {t.metric_key for t in scenario.thresholds} == {
-        "http_req_duration{scenario:agent_storm}", "http_req_failed{scenario:agent_storm}"}
+        "http_req_duration{scenario:agent_storm}",
+        "http_req_failed{scenario:agent_storm}",
+    }
 
 
 def test_defaults_come_from_the_scenario_and_the_k6_script():
@@ -45,8 +55,13 @@ def test_defaults_come_from_the_scenario_and_the_k6_script():
 
 
 def test_k6_environment_overrides_the_scenario():
-    env = {"CERTCTL_BASE": "http://127.0.0.1:9", "CERTCTL_TOKEN": "t0k", "K6_AGENT_FLEET": "1000",
-           "K6_AGENT_RATE": "200", "K6_INSECURE_SKIP_TLS_VERIFY": "true"}
+    env = {
+        "CERTCTL_BASE": "http://127.0.0.1:9",
+        "CERTCTL_TOKEN": "t0k",
+        "K6_AGENT_FLEET": "1000",
+        "K6_AGENT_RATE": "200",
+        "K6_INSECURE_SKIP_TLS_VERIFY": "true",
+    }
     config = resolve_config(options(), env, None)
     assert config.host == "http://127.0.0.1:9"
     assert config.token == "t0k"
@@ -57,8 +72,9 @@ def test_k6_environment_overrides_the_scenario():
 
 def test_locust_options_override_the_k6_environment():
     env = {"CERTCTL_BASE": "http://127.0.0.1:9", "K6_AGENT_FLEET": "1000"}
-    config = resolve_config(options(fleet_size="300", heartbeat_interval="6s", run_time=20), env,
-                            "http://127.0.0.1:8")
+    config = resolve_config(
+        options(fleet_size="300", heartbeat_interval="6s", run_time=20), env, "http://127.0.0.1:8"
+    )
     assert config.host == "http://127.0.0.1:8"
     assert (config.fleet_size, config.heartbeat_interval_s, config.duration_s) == (300, 6.0, 20.0)
 
@@ -74,7 +90,11 @@ def test_scenario_values_are_used_when_nothing_overrides_them(tmp_path):
     path = write(tmp_path, "name: small\nfleet_size: 12\nheartbeat_interval: 2s\nduration: 1m\n")
     config = resolve_config(options(scenario=path), {}, None)
     assert (config.scenario.name, config.fleet_size, config.heartbeat_interval_s, config.duration_s) == (
-        "small", 12, 2.0, 60.0)
+        "small",
+        12,
+        2.0,
+        60.0,
+    )
     assert config.scenario.file_stem == "small"
 
 

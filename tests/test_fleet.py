@@ -7,8 +7,13 @@ from certctl_load import fleet
 
 @pytest.mark.parametrize(
     ("number", "expected"),
-    [(1, "ag-loadtest-00001"), (5000, "ag-loadtest-05000"), (99999, "ag-loadtest-99999"),
-     (100000, "ag-loadtest-100000"), (1234567, "ag-loadtest-1234567")],
+    [
+        (1, "ag-loadtest-00001"),
+        (5000, "ag-loadtest-05000"),
+        (99999, "ag-loadtest-99999"),
+        (100000, "ag-loadtest-100000"),
+        (1234567, "ag-loadtest-1234567"),
+    ],
 )
 def test_ids_are_padded_to_five_digits_and_never_collide(number, expected):
     assert fleet.agent_id(number) == expected
@@ -21,9 +26,13 @@ def test_ids_are_unique_across_the_padding_boundary():
 
 @pytest.mark.parametrize(
     ("g", "os", "arch", "ip"),
-    [(10, "windows", "arm64", "10.42.0.10"), (11, "darwin", "amd64", "10.42.0.11"),
-     (257, "linux", "amd64", "10.42.1.1"), (5000, "windows", "arm64", "10.42.19.136"),
-     (65536, "linux", "amd64", "10.42.0.0")],
+    [
+        (10, "windows", "arm64", "10.42.0.10"),
+        (11, "darwin", "amd64", "10.42.0.11"),
+        (257, "linux", "amd64", "10.42.1.1"),
+        (5000, "windows", "arm64", "10.42.19.136"),
+        (65536, "linux", "amd64", "10.42.0.0"),
+    ],
 )
 def test_seed_values_follow_certctls_mix(g, os, arch, ip):
     row = fleet.seed_row(g)
@@ -37,8 +46,11 @@ def test_seed_values_follow_certctls_mix(g, os, arch, ip):
 def test_heartbeat_body_carries_exactly_the_seed_values():
     row = fleet.seed_row(257)
     assert fleet.heartbeat_metadata(257) == {
-        "version": row.version, "hostname": row.hostname, "os": row.os,
-        "architecture": row.architecture, "ip_address": row.ip_address,
+        "version": row.version,
+        "hostname": row.hostname,
+        "os": row.os,
+        "architecture": row.architecture,
+        "ip_address": row.ip_address,
     }
 
 

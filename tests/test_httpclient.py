@@ -58,13 +58,16 @@ def scripted_server(handler: Handler) -> Iterator[tuple[str, list[int]]]:
 def keep_alive_ok(conn: socket.socket, _: int) -> None:
     with conn:
         while read_request(conn):
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 31\r\n\r\n"
-                         b'{"status":"heartbeat_recorded"}')
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 31\r\n\r\n"
+                b'{"status":"heartbeat_recorded"}'
+            )
 
 
 def raw_request(url: str, body: bytes = b"{}") -> bytes:
-    return build_request(parse_endpoint(url), "POST", "/api/v1/agents/a/heartbeat",
-                         {"Content-Type": "application/json"}, body)
+    return build_request(
+        parse_endpoint(url), "POST", "/api/v1/agents/a/heartbeat", {"Content-Type": "application/json"}, body
+    )
 
 
 def test_keep_alive_reuses_one_connection_and_times_the_exchange():
@@ -75,8 +78,10 @@ def test_keep_alive_reuses_one_connection_and_times_the_exchange():
         connection.close()
     assert (first.status, second.status) == (200, 200)
     assert first.connect_s > 0 and second.connect_s == 0
-    assert first.received == len(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                  b"Content-Length: 31\r\n\r\n") + 31
+    assert (
+        first.received
+        == len(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 31\r\n\r\n") + 31
+    )
     assert 0 < second.duration_s < 1
     assert len(accepted) == 1
 
@@ -105,8 +110,10 @@ def test_chunked_bodies_and_connection_close_are_read_fully():
     def chunked(conn: socket.socket, _: int) -> None:
         with conn:
             read_request(conn)
-            conn.sendall(b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                         b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+            conn.sendall(
+                b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+            )
 
     with scripted_server(chunked) as (url, accepted):
         connection = Connection(parse_endpoint(url))
