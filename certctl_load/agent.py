@@ -12,7 +12,7 @@ from certctl_load import fleet
 from certctl_load.httpclient import Connection, build_request
 from certctl_load.recorder import Recorder
 from certctl_load.schedule import AgentSchedule, after_response, agent_schedule, on_wake
-from certctl_load.storm import Storm
+from certctl_load.storm import AgentGrant, Storm
 
 # How long an agent whose run is over sleeps; Locust kills it when the run stops.
 _IDLE_S = 3600.0
@@ -38,7 +38,7 @@ class CertctlAgent(User):
         super().__init__(environment)
         self.storm: Storm = environment.certctl_storm
         self.recorder: Recorder = self.storm.recorder
-        self.agent_index: int | None = None
+        self.grant: AgentGrant | None = None
         self.schedule: AgentSchedule | None = None
         self.next_slot = 0
         self.request_bytes = b""
@@ -46,13 +46,14 @@ class CertctlAgent(User):
 
     def _join_fleet(self) -> None:
         storm = self.storm
-        config = storm.config
         t0 = storm.wait_for_schedule()
-        self.agent_index = storm.claim_agent()
+        self.grant = storm.claim_agent()
+        config = storm.config  # read after the schedule: a distributed plan may have set it
         self.schedule = agent_schedule(
-            self.agent_index, config.fleet_size, config.heartbeat_interval_s, t0, config.duration_s
+            self.grant.index, config.fleet_size, config.heartbeat_interval_s, t0, config.duration_s
         )
-        self.request_bytes = heartbeat_request(storm, self.agent_index + 1)
+        self.next_slot = self.grant.first_slot
+        self.request_bytes = heartbeat_request(storm, self.grant.index + 1)
         self.connection = Connection(
             config.endpoint,
             ssl_context=storm.ssl_context,
@@ -95,5 +96,5 @@ class CertctlAgent(User):
     def on_stop(self) -> None:
         if self.connection is not None:
             self.connection.close()
-        if self.agent_index is not None:
-            self.storm.release_agent(self.agent_index)
+        if self.grant is not None:
+            self.storm.release_agent(AgentGrant(self.grant.index, self.next_slot))

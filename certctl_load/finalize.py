@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from certctl_load import exitcodes
 from certctl_load.diagnosis import failure_breakdown, render_breakdown
+from certctl_load.junit import junit_path, write_junit
 from certctl_load.recorder import CHECK_NAME
 from certctl_load.results import write_atomically
 from certctl_load.storm import Storm
@@ -32,19 +33,34 @@ class Outcome:
 
 
 def exit_code_for(
-    results: list[ThresholdResult], requests: int, *, interrupted: bool, errors: int, stopped_early: bool
+    results: list[ThresholdResult],
+    requests: int,
+    *,
+    interrupted: bool,
+    errors: int,
+    stopped_early: bool,
+    incidents: int = 0,
 ) -> int:
     """105 when interrupted; 2 when stopped early as not ready; 1 after a harness error;
-    99 on a crossed threshold or when no request was sent; else 0."""
+    99 on a crossed threshold, when no request was sent or part of the fleet was lost; else 0."""
     if interrupted:
         return exitcodes.INTERRUPTED
     if stopped_early:
         return exitcodes.TARGET_NOT_READY
     if errors:
         return exitcodes.HARNESS_ERROR
-    if requests == 0 or not all(result.ok for result in results):
+    if requests == 0 or incidents or not all(result.ok for result in results):
         return exitcodes.THRESHOLDS_CROSSED
     return exitcodes.OK
+
+
+def _extra_state(storm: Storm) -> dict[str, object] | None:
+    extra: dict[str, object] = {}
+    if storm.stop_reason:
+        extra["stopReason"] = storm.stop_reason
+    if storm.incidents:
+        extra["incidents"] = list(storm.incidents)
+    return extra or None
 
 
 def finalize(storm: Storm, now: float, *, interrupted: bool) -> Outcome:
@@ -65,7 +81,7 @@ def finalize(storm: Storm, now: float, *, interrupted: bool) -> Outcome:
         interrupted=interrupted,
         is_stdout_tty=sys.stdout.isatty(),
         is_stderr_tty=sys.stderr.isatty(),
-        extra_state={"stopReason": storm.stop_reason} if storm.stop_reason else None,
+        extra_state=_extra_state(storm),
     )
     failures = failure_breakdown(store, scenario.name)
     summary["failures"] = [{"kind": row.kind, "count": row.count, "hint": row.hint} for row in failures]
@@ -75,17 +91,23 @@ def finalize(storm: Storm, now: float, *, interrupted: bool) -> Outcome:
         text += "\n\n" + breakdown
     if storm.stop_reason:
         text += "\n\n" + storm.stop_reason
+    for incident in storm.incidents:
+        text += f"\n\nthe run is incomplete: {incident}"
     results_dir = config.results_dir
     json_path = results_dir / f"summary-{scenario.file_stem}.json"
     text_path = results_dir / f"summary-{scenario.file_stem}.txt"
     write_atomically(json_path, json.dumps(summary, indent=2) + "\n")
     write_atomically(text_path, text)
+    write_junit(
+        junit_path(results_dir, scenario), scenario.name, results, duration_s=duration_s, requests=requests
+    )
     code = exit_code_for(
         results,
         requests,
         interrupted=interrupted,
         errors=storm.harness_errors,
         stopped_early=storm.stop_reason is not None,
+        incidents=len(storm.incidents),
     )
     print(text, flush=True)
     print(render_verdict_table(results), flush=True)

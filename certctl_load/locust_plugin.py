@@ -13,10 +13,23 @@ import time
 from typing import Any
 
 from locust import LoadTestShape, events
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from certctl_load.config import RunConfig, resolve_config
 from certctl_load.diagnosis import early_stop_reason
+from certctl_load.distributed import (
+    FINAL,
+    FLUSH,
+    GRANT,
+    NEED,
+    PLAN,
+    REPORT_KEY,
+    Coordinator,
+    apply_grant,
+    apply_plan,
+    send_final_when_drained,
+    worker_report,
+)
 from certctl_load.errors import HarnessError
 from certctl_load.finalize import finalize
 from certctl_load.httpclient import make_ssl_context
@@ -24,7 +37,8 @@ from certctl_load.options import add_options
 from certctl_load.preflight import run_preflight
 from certctl_load.recorder import CHECK_NAME, Recorder
 from certctl_load.results import ensure_writable_dir
-from certctl_load.storm import SCHEDULE_LEAD_S, Storm
+from certctl_load.storm import SCHEDULE_LEAD_S, AgentGrant, Storm
+from certctl_load.webui import install_web_ui
 
 logger = logging.getLogger("certctl_load")
 
@@ -51,7 +65,10 @@ def _add_options(parser: Any, **_: Any) -> None:
 def _on_init(environment: Any, runner: Any, **_: Any) -> None:
     _state["environment"] = environment
     if isinstance(runner, WorkerRunner):
+        _register_worker_messages(runner)
         return
+    if isinstance(runner, MasterRunner):
+        _register_master_messages(runner)
     try:
         config = resolve(environment)
     except HarnessError as error:
@@ -60,6 +77,8 @@ def _on_init(environment: Any, runner: Any, **_: Any) -> None:
     environment.certctl_config = config
     if not environment.host:
         environment.host = config.host
+    if environment.web_ui is not None:
+        install_web_ui(environment, environment.web_ui)
 
 
 def build_ssl_context(config: RunConfig) -> ssl.SSLContext | None:
@@ -75,8 +94,8 @@ class StormShape(LoadTestShape):
 
     use_common_options = True
 
-    def reset_time(self) -> None:
-        super().reset_time()
+    def __init__(self) -> None:
+        super().__init__()
         self._config: RunConfig | None = None
 
     def _prepare(self, environment: Any) -> RunConfig | None:
@@ -95,27 +114,36 @@ class StormShape(LoadTestShape):
 
     def tick(self) -> tuple[int, float] | None:
         environment = self.runner.environment
-        if self._config is None:
+        storm: Storm | None = getattr(environment, "certctl_storm", None)
+        previous_run_over = storm is not None and storm.config is self._config and storm.outcome is not None
+        if self._config is None or previous_run_over:
+            # A new run (the web UI may start several): resolve its configuration, check the target.
             self._config = self._prepare(environment)
             if self._config is None:
                 return None
-        storm: Storm | None = getattr(environment, "certctl_storm", None)
         if storm is not None and storm.config is self._config:
             storm.store.set_gauge("vus", self.runner.user_count, {})
+            coordinator: Coordinator | None = getattr(environment, "certctl_coordinator", None)
+            if coordinator is not None and storm.t0 is not None:
+                coordinator.check_workers()
             now = time.time()
             if storm.t0 is not None and storm.stop_reason is None:
                 storm.stop_reason = early_stop_reason(storm.store, self._config.scenario.name, now - storm.t0)
                 if storm.stop_reason:
                     logger.error("%s", storm.stop_reason)
                     return None
-            if storm.is_drained(now):
+            if _is_drained(environment, storm, now):
                 return None
         return self._config.fleet_size, float(self._config.fleet_size)
 
 
-@events.test_start.add_listener
-def _on_test_start(environment: Any, **_: Any) -> None:
-    config: RunConfig = environment.certctl_config
+def _is_drained(environment: Any, storm: Storm, now: float) -> bool:
+    coordinator: Coordinator | None = getattr(environment, "certctl_coordinator", None)
+    return coordinator.is_drained(now) if coordinator is not None else storm.is_drained(now)
+
+
+def new_storm(environment: Any, config: RunConfig) -> Storm:
+    """This process's state for a new run, with its recorder and TLS context."""
     storm = Storm(config)
     storm.recorder = Recorder(
         storm.store,
@@ -126,17 +154,39 @@ def _on_test_start(environment: Any, **_: Any) -> None:
         check=CHECK_NAME,
     )
     storm.ssl_context = build_ssl_context(config)
+    return storm
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Any, **_: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        # The master forwards the harness's options; it sends the fleet's shape with the plan.
+        config = resolve_config(environment.parsed_options, os.environ, environment.host)
+        storm = new_storm(environment, config)
+        storm.on_starved = lambda waiting: runner.send_message(NEED, {"waiting": waiting})
+        environment.certctl_storm = storm
+        return
+    config: RunConfig = environment.certctl_config
+    storm = new_storm(environment, config)
     storm.store.set_gauge("vus_max", config.fleet_size, {})
     environment.certctl_storm = storm
+    if isinstance(runner, MasterRunner):
+        environment.certctl_coordinator = Coordinator(storm, runner)
 
 
 @events.spawning_complete.add_listener
 def _on_spawning_complete(user_count: int, **_: Any) -> None:
     environment = _environment()
     storm: Storm | None = getattr(environment, "certctl_storm", None)
-    if storm is None or storm.t0 is not None:
+    if storm is None or storm.t0 is not None or isinstance(environment.runner, WorkerRunner):
         return
-    storm.start_schedule(time.time() + SCHEDULE_LEAD_S, range(storm.config.fleet_size))
+    coordinator: Coordinator | None = getattr(environment, "certctl_coordinator", None)
+    if coordinator is not None:
+        coordinator.plan()
+    else:
+        grants = [AgentGrant(index) for index in range(storm.config.fleet_size)]
+        storm.start_schedule(time.time() + SCHEDULE_LEAD_S, grants)
     logger.info(
         "fleet of %d agents spawned; heartbeats every %gs (%.2f/s offered) for %gs",
         storm.config.fleet_size,
@@ -146,12 +196,66 @@ def _on_spawning_complete(user_count: int, **_: Any) -> None:
     )
 
 
+def _register_master_messages(runner: Any) -> None:
+    def on_final(environment: Any, msg: Any, **_: Any) -> None:
+        coordinator: Coordinator | None = getattr(environment, "certctl_coordinator", None)
+        if coordinator is not None:
+            coordinator.on_report(msg.node_id, msg.data, final=True)
+
+    def on_need(environment: Any, msg: Any, **_: Any) -> None:
+        coordinator: Coordinator | None = getattr(environment, "certctl_coordinator", None)
+        if coordinator is not None:
+            coordinator.on_need(msg.node_id, msg.data["waiting"])
+
+    runner.register_message(FINAL, on_final)
+    runner.register_message(NEED, on_need)
+
+
+def _register_worker_messages(runner: Any) -> None:
+    def storm_of(environment: Any) -> Storm | None:
+        return getattr(environment, "certctl_storm", None)
+
+    def on_plan(environment: Any, msg: Any, **_: Any) -> None:
+        if (storm := storm_of(environment)) is not None:
+            apply_plan(storm, msg.data)
+
+    def on_grant(environment: Any, msg: Any, **_: Any) -> None:
+        if (storm := storm_of(environment)) is not None:
+            apply_grant(storm, msg.data)
+
+    def on_flush(environment: Any, msg: Any, **_: Any) -> None:
+        if (storm := storm_of(environment)) is not None:
+            send_final_when_drained(storm, environment.runner)
+
+    runner.register_message(PLAN, on_plan)
+    runner.register_message(GRANT, on_grant)
+    runner.register_message(FLUSH, on_flush)
+
+
+@events.report_to_master.add_listener
+def _on_report_to_master(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    storm: Storm | None = getattr(_environment(), "certctl_storm", None)
+    if storm is not None:
+        data[REPORT_KEY] = worker_report(storm)
+
+
+@events.worker_report.add_listener
+def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    coordinator: Coordinator | None = getattr(_environment(), "certctl_coordinator", None)
+    if coordinator is not None and REPORT_KEY in data:
+        coordinator.on_report(client_id, data[REPORT_KEY])
+
+
 def _finish(environment: Any, *, interrupted: bool) -> None:
     storm: Storm | None = getattr(environment, "certctl_storm", None)
     if storm is None or storm.outcome is not None:
         return
     now = time.time()
-    cut_short = interrupted or (storm.stop_reason is None and not storm.is_drained(now))
+    coordinator: Coordinator | None = getattr(environment, "certctl_coordinator", None)
+    if coordinator is not None and storm.t0 is not None:
+        coordinator.check_workers()
+        storm.recorder.dropped(coordinator.unrecovered_drops())
+    cut_short = interrupted or (storm.stop_reason is None and not _is_drained(environment, storm, now))
     storm.outcome = finalize(storm, now, interrupted=cut_short)
     environment.process_exit_code = storm.outcome.exit_code
 
@@ -164,10 +268,16 @@ def _on_test_stop(environment: Any, **_: Any) -> None:
 
 @events.quitting.add_listener
 def _on_quitting(environment: Any, **_: Any) -> None:
-    if isinstance(environment.runner, WorkerRunner):
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        # A worker stopping on its own (SIGTERM, Ctrl-C) hands its last samples to the master.
+        storm: Storm | None = getattr(environment, "certctl_storm", None)
+        if storm is not None and storm.t0 is not None:
+            runner.send_message(FINAL, worker_report(storm))
+        environment.process_exit_code = 0
         return
     _finish(environment, interrupted=True)
-    storm: Storm | None = getattr(environment, "certctl_storm", None)
+    storm = getattr(environment, "certctl_storm", None)
     if storm is not None and storm.outcome is not None:
         environment.process_exit_code = storm.outcome.exit_code
 

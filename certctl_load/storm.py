@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gevent.event import Event
@@ -23,6 +25,14 @@ SCHEDULE_LEAD_S = 0.25
 GRACEFUL_STOP_S = 30.0
 
 
+@dataclass(frozen=True)
+class AgentGrant:
+    """An agent a user may hold: its 0-based index, and the first of its slots that is still its own."""
+
+    index: int
+    first_slot: int = 0
+
+
 class Storm:
     """Per-process state of a storm; created at test start, replaced at the next."""
 
@@ -32,32 +42,36 @@ class Storm:
         self.t0: float | None = None
         self.started_at = time.time()
         self._scheduled = Event()
-        self._agents: deque[int] = deque()
-        self._agents_available = Event()
+        self._grants: deque[AgentGrant] = deque()
+        self._grants_available = Event()
         self.inflight = 0
         self.last_response_at = 0.0
         self.agents_running = 0
+        self.waiting_for_agents = 0
         self.harness_errors = 0
         self.recorder: Recorder
         self.ssl_context: ssl.SSLContext | None = None
         self.outcome: Outcome | None = None
         self.stop_reason: str | None = None
+        self.incidents: list[str] = []
+        # Called when a user finds no agent to hold (a worker then asks the master for more).
+        self.on_starved: Callable[[int], None] | None = None
 
     @property
     def end(self) -> float | None:
         """When the last slot of the run lies (slots strictly before it are sent)."""
         return None if self.t0 is None else self.t0 + self.config.duration_s
 
-    def start_schedule(self, t0: float, agent_indexes: range | list[int]) -> None:
+    def start_schedule(self, t0: float, grants: Iterable[AgentGrant]) -> None:
         """Fix t0 and the agents this process's users will hold; wakes every waiting agent."""
         self.t0 = t0
-        self.give_agents(agent_indexes)
+        self.give_agents(grants)
         self._scheduled.set()
 
-    def give_agents(self, agent_indexes: range | list[int]) -> None:
-        self._agents.extend(agent_indexes)
-        if self._agents:
-            self._agents_available.set()
+    def give_agents(self, grants: Iterable[AgentGrant]) -> None:
+        self._grants.extend(grants)
+        if self._grants:
+            self._grants_available.set()
 
     def wait_for_schedule(self) -> float:
         """Block (killably) until t0 is known; returns it."""
@@ -65,18 +79,24 @@ class Storm:
         assert self.t0 is not None
         return self.t0
 
-    def claim_agent(self) -> int:
-        """The next agent index no other user of this process holds (blocks until one is free)."""
-        while not self._agents:
-            self._agents_available.clear()
-            self._agents_available.wait()
+    def claim_agent(self) -> AgentGrant:
+        """The next agent no other user holds (blocks, killably, until one is granted)."""
+        while not self._grants:
+            self._grants_available.clear()
+            self.waiting_for_agents += 1
+            try:
+                if self.on_starved is not None:
+                    self.on_starved(self.waiting_for_agents)
+                self._grants_available.wait()
+            finally:
+                self.waiting_for_agents -= 1
         self.agents_running += 1
-        return self._agents.popleft()
+        return self._grants.popleft()
 
-    def release_agent(self, agent_index: int) -> None:
+    def release_agent(self, grant: AgentGrant) -> None:
         """A stopped user's agent goes back to the pool, for a user spawned later to take over."""
         self.agents_running -= 1
-        self.give_agents([agent_index])
+        self._grants.append(grant)
 
     def is_drained(self, now: float) -> bool:
         """True once the run's end has passed and no request is in flight (or the grace ran out)."""
