@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench stack clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,16 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/storm_accuracy.py
+
+# The storm against a real certctl in Docker (deploy/README.md); exits with the harness's code.
+COMPOSE ?= docker compose
+STACK := $(COMPOSE) -f deploy/docker-compose.yml
+WORKERS ?= 2
+
+stack:
+	$(STACK) build master
+	WORKERS=$(WORKERS) LOCUST_UID=$$(id -u) LOCUST_GID=$$(id -g) $(STACK) up --scale worker=$(WORKERS) \
+		--exit-code-from master master worker; code=$$?; $(STACK) down -v; exit $$code
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,70 @@
+"""The verdict as JUnit XML for CI: one testsuite per run, one testcase per threshold."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+from certctl_load.results import write_atomically
+from certctl_load.scenario import Scenario
+from certctl_load.thresholds import ThresholdResult
+from certctl_load.verdict_table import format_measured
+
+NO_REQUEST_CASE = "requests sent"
+NO_REQUEST_MESSAGE = "no heartbeat was sent: the run cannot pass"
+# Characters XML 1.0 cannot carry even escaped; they become U+FFFD.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def junit_path(results_dir: Path, scenario: Scenario) -> Path:
+    """``results/junit-agent-storm.xml``, named like the summaries."""
+    return results_dir / f"junit-{scenario.file_stem}.xml"
+
+
+def _text(value: str) -> str:
+    return _NOT_XML.sub("\ufffd", value)
+
+
+def describe(result: ThresholdResult) -> str:
+    """The measured value against the limit, e.g. ``p(95)=512.300ms, limit <500``."""
+    expression = result.threshold.expression
+    return f"{expression.method_text()}={format_measured(result)}, limit {expression.op}{expression.value:g}"
+
+
+def render_junit(
+    scenario_name: str, results: Sequence[ThresholdResult], *, duration_s: float, requests: int
+) -> str:
+    """The JUnit document; a run without any request gets one more, failing, testcase."""
+    suite_name = f"certctl-load {scenario_name}"
+    classname = f"certctl-load.{scenario_name}"
+    cases: list[tuple[str, str, str | None]] = []  # (name, what was measured, failure message)
+    for result in results:
+        threshold = result.threshold
+        name = f"{threshold.metric_key} {threshold.expression.text.strip()}"
+        measured = describe(result)
+        cases.append((name, measured, None if result.ok else measured))
+    if requests == 0:
+        cases.append((NO_REQUEST_CASE, "0 requests", NO_REQUEST_MESSAGE))
+
+    failures = sum(1 for _, _, failure in cases if failure is not None)
+    counts = {"tests": str(len(cases)), "failures": str(failures), "errors": "0", "skipped": "0"}
+    time_text = f"{duration_s:.3f}"
+    root = ET.Element("testsuites", {"name": "certctl-load", **counts, "time": time_text})
+    suite = ET.SubElement(root, "testsuite", {"name": _text(suite_name), **counts, "time": time_text})
+    for name, measured, failure in cases:
+        case = ET.SubElement(suite, "testcase", {"classname": _text(classname), "name": _text(name)})
+        if failure is not None:
+            element = ET.SubElement(case, "failure", {"message": _text(failure), "type": "threshold"})
+            element.text = _text(f"{name}: {failure}")
+        ET.SubElement(case, "system-out").text = _text(measured)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_junit(
+    path: Path, scenario_name: str, results: Sequence[ThresholdResult], *, duration_s: float, requests: int
+) -> None:
+    """Write :func:`render_junit`'s document to ``path`` atomically."""
+    write_atomically(path, render_junit(scenario_name, results, duration_s=duration_s, requests=requests))
