@@ -77,10 +77,10 @@ class CertctlAgent(User):
             return  # Locust runs a task at spawn; the agent's first slot comes from wait_time.
         wake = on_wake(schedule, self.next_slot, time.time())
         self.recorder.dropped(wake.dropped)
-        if wake.slot >= schedule.slot_count():
+        storm = self.storm
+        if wake.slot >= schedule.slot_count() or storm.closing:
             self.next_slot = wake.slot
             return
-        storm = self.storm
         assert self.connection is not None
         storm.inflight += 1
         try:

@@ -17,7 +17,7 @@ from typing import Any
 import gevent
 
 from certctl_load import fleet
-from certctl_load.schedule import agent_schedule
+from certctl_load.schedule import AgentSchedule, agent_schedule
 from certctl_load.storm import GRACEFUL_STOP_S, AgentGrant, Storm
 
 logger = logging.getLogger("certctl_load")
@@ -62,6 +62,8 @@ class _WorkerState:
     inflight: int = 0
     waiting: int = 0
     lost: bool = False
+    # agent index -> the slot from which another user may take it over (set when the worker is lost)
+    resume_slots: dict[int, int] = field(default_factory=dict)
 
 
 class Coordinator:
@@ -110,7 +112,8 @@ class Coordinator:
     def on_report(self, worker: str, data: dict[str, Any], *, final: bool = False) -> None:
         state = self.workers.setdefault(worker, _WorkerState())
         self.storm.store.merge(data["delta"])
-        state.last_heard = time.time()
+        # The worker's own clock when it took the samples: everything before is in them.
+        state.last_heard = max(state.last_heard, data["taken_at"])
         state.running = data["running"]
         state.inflight = data["inflight"]
         state.waiting = data["waiting"]
@@ -149,15 +152,25 @@ class Coordinator:
             self._orphan(worker, state)
         self.hand_out_orphans()
 
-    def _orphan(self, worker: str, state: _WorkerState) -> None:
+    def _schedule(self, index: int) -> AgentSchedule:
         storm = self.storm
         config = storm.config
         assert storm.t0 is not None
+        return agent_schedule(
+            index, config.fleet_size, config.heartbeat_interval_s, storm.t0, config.duration_s
+        )
+
+    def _orphan(self, worker: str, state: _WorkerState) -> None:
+        """Its agents may be taken over from their next slot: the master cannot know whether the
+        lost worker sent anything since it was last heard of, so nothing earlier is sent twice."""
+        storm = self.storm
+        assert storm.t0 is not None
+        now = time.time()
         agents = sorted(state.agents)
         for index in agents:
-            schedule = agent_schedule(index, config.fleet_size, config.heartbeat_interval_s, storm.t0,
-                                      config.duration_s)
-            self.orphans[index] = schedule.first_at_or_after(state.last_heard)
+            state.resume_slots[index] = self._schedule(index).first_at_or_after(now)
+            self.orphans[index] = state.resume_slots[index]
+        config = storm.config
         shown = ", ".join(fleet.agent_id(i + 1, config.scenario.id_prefix) for i in agents[:5])
         more = f" and {len(agents) - 5} more" if len(agents) > 5 else ""
         incident = (
@@ -167,16 +180,19 @@ class Coordinator:
         storm.incidents.append(incident)
         logger.error("%s", incident)
 
-    def unrecovered_drops(self) -> int:
-        """Slots of orphaned agents that no user took over: dropped beats."""
-        storm = self.storm
-        config = storm.config
-        assert storm.t0 is not None
+    def lost_beats(self) -> int:
+        """Slots of lost workers' agents with no sample: after the worker was last heard of, until
+        another user took the agent over (or the end of the run, for agents no one took over)."""
         total = 0
-        for index, first_slot in self.orphans.items():
-            schedule = agent_schedule(index, config.fleet_size, config.heartbeat_interval_s, storm.t0,
-                                      config.duration_s)
-            total += max(0, schedule.slot_count() - first_slot)
+        for state in self.workers.values():
+            for index, resume_slot in state.resume_slots.items():
+                schedule = self._schedule(index)
+                until = (
+                    schedule.slot_count()
+                    if index in self.orphans
+                    else min(resume_slot, schedule.slot_count())
+                )
+                total += max(0, until - schedule.first_at_or_after(state.last_heard))
         return total
 
     # End -------------------------------------------------------------------------------------
@@ -196,6 +212,7 @@ class Coordinator:
 def worker_report(storm: Storm) -> dict[str, Any]:
     """What a worker sends the master: the exact samples since its last report, and its status."""
     return {
+        "taken_at": time.time(),
         "delta": storm.store.take_delta(),
         "running": storm.agents_running,
         "inflight": storm.inflight,
@@ -219,13 +236,26 @@ def apply_grant(storm: Storm, grant: dict[str, Any]) -> None:
     storm.give_agents(AgentGrant(index, first_slot) for index, first_slot in grant["grants"])
 
 
+def wait_until_drained(storm: Storm, timeout_s: float) -> None:
+    """Wait (cooperatively) until no request is in flight, or ``timeout_s`` passed."""
+    deadline = time.time() + timeout_s
+    while storm.inflight and time.time() < deadline:
+        gevent.sleep(0.01)
+
+
 def send_final_when_drained(storm: Storm, runner: Any) -> None:
     """Once nothing is in flight (or the grace period ran out), send the master the last samples."""
 
     def wait_and_send() -> None:
-        deadline = time.time() + GRACEFUL_STOP_S
-        while storm.inflight and time.time() < deadline:
-            gevent.sleep(0.05)
+        wait_until_drained(storm, GRACEFUL_STOP_S)
         runner.send_message(FINAL, worker_report(storm))
 
     gevent.spawn(wait_and_send)
+
+
+def hand_over_on_exit(storm: Storm, runner: Any) -> None:
+    """A worker stopping on its own (SIGTERM, Ctrl-C): send no new beat, let those in flight
+    finish briefly, then give the master every sample, so another worker can take over."""
+    storm.closing = True
+    wait_until_drained(storm, 5.0)
+    runner.send_message(FINAL, worker_report(storm))

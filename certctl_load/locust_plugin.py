@@ -27,6 +27,7 @@ from certctl_load.distributed import (
     Coordinator,
     apply_grant,
     apply_plan,
+    hand_over_on_exit,
     send_final_when_drained,
     worker_report,
 )
@@ -254,7 +255,7 @@ def _finish(environment: Any, *, interrupted: bool) -> None:
     coordinator: Coordinator | None = getattr(environment, "certctl_coordinator", None)
     if coordinator is not None and storm.t0 is not None:
         coordinator.check_workers()
-        storm.recorder.dropped(coordinator.unrecovered_drops())
+        storm.recorder.dropped(coordinator.lost_beats())
     cut_short = interrupted or (storm.stop_reason is None and not _is_drained(environment, storm, now))
     storm.outcome = finalize(storm, now, interrupted=cut_short)
     environment.process_exit_code = storm.outcome.exit_code
@@ -273,7 +274,7 @@ def _on_quitting(environment: Any, **_: Any) -> None:
         # A worker stopping on its own (SIGTERM, Ctrl-C) hands its last samples to the master.
         storm: Storm | None = getattr(environment, "certctl_storm", None)
         if storm is not None and storm.t0 is not None:
-            runner.send_message(FINAL, worker_report(storm))
+            hand_over_on_exit(storm, runner)
         environment.process_exit_code = 0
         return
     _finish(environment, interrupted=True)

@@ -54,6 +54,8 @@ class Storm:
         self.outcome: Outcome | None = None
         self.stop_reason: str | None = None
         self.incidents: list[str] = []
+        # Set when this process stops on its own: agents send no new beat.
+        self.closing = False
         # Called when a user finds no agent to hold (a worker then asks the master for more).
         self.on_starved: Callable[[int], None] | None = None
 
