@@ -1,59 +1,52 @@
-"""One Locust user is one certctl agent: its own id, its own connection, its own slots."""
+"""One Locust user is one certctl agent: its own id, its own connections, its own slots.
+
+The agent's first call (the heartbeat, in the storm) runs in the user's own greenlet,
+paced by Locust's ``wait_time``; any further call of the scenario runs in a greenlet of
+its own, so one call in flight never holds another back.
+"""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
+import gevent
 from locust import User, task
 
 from certctl_load import fleet
+from certctl_load.calls import CallSpec, call_schedules
 from certctl_load.httpclient import Connection, build_request
 from certctl_load.recorder import Recorder
-from certctl_load.schedule import AgentSchedule, after_response, agent_schedule, on_wake
+from certctl_load.schedule import AgentSchedule, after_response, on_wake
 from certctl_load.storm import AgentGrant, Storm
 
 # How long an agent whose run is over sleeps; Locust kills it when the run stops.
 _IDLE_S = 3600.0
 
 
-def heartbeat_request(storm: Storm, agent_number: int) -> bytes:
-    """The agent's heartbeat request, built once: certctl's seed values as the body."""
+def call_request(storm: Storm, call: CallSpec, agent_number: int) -> bytes:
+    """The request bytes of one call for one agent, built once and sent on every beat."""
     config = storm.config
     agent_id = fleet.agent_id(agent_number, config.scenario.id_prefix)
-    body = json.dumps(fleet.heartbeat_metadata(agent_number), separators=(",", ":")).encode()
-    headers = {
-        "Authorization": f"Bearer {config.token}",
-        "Content-Type": "application/json",
-        "User-Agent": "certctl-load",
-    }
-    return build_request(config.endpoint, "POST", f"/api/v1/agents/{agent_id}/heartbeat", headers, body)
+    body = call.request_body(agent_number)
+    headers = {"Authorization": f"Bearer {config.token}", "User-Agent": "certctl-load"}
+    if body:
+        headers["Content-Type"] = "application/json"
+    return build_request(config.endpoint, call.method, call.path.replace("{id}", agent_id), headers, body)
 
 
-class CertctlAgent(User):
-    """A certctl agent heartbeating on the fleet's absolute schedule."""
+class CallLoop:
+    """One call of one agent: its schedule, its connection, its drop and lateness accounting."""
 
-    def __init__(self, environment: Any) -> None:
-        super().__init__(environment)
-        self.storm: Storm = environment.certctl_storm
-        self.recorder: Recorder = self.storm.recorder
-        self.grant: AgentGrant | None = None
-        self.schedule: AgentSchedule | None = None
-        self.next_slot = 0
-        self.request_bytes = b""
-        self.connection: Connection | None = None
-
-    def _join_fleet(self) -> None:
-        storm = self.storm
-        t0 = storm.wait_for_schedule()
-        self.grant = storm.claim_agent()
-        config = storm.config  # read after the schedule: a distributed plan may have set it
-        self.schedule = agent_schedule(
-            self.grant.index, config.fleet_size, config.heartbeat_interval_s, t0, config.duration_s
-        )
-        self.next_slot = self.grant.first_slot
-        self.request_bytes = heartbeat_request(storm, self.grant.index + 1)
+    def __init__(
+        self, storm: Storm, recorder: Recorder, schedule: AgentSchedule, request: bytes, first_slot: int
+    ) -> None:
+        config = storm.config
+        self.storm = storm
+        self.recorder = recorder
+        self.schedule = schedule
+        self.request = request
+        self.next_slot = first_slot
         self.connection = Connection(
             config.endpoint,
             ssl_context=storm.ssl_context,
@@ -61,30 +54,23 @@ class CertctlAgent(User):
             keep_alive=config.scenario.connection == "keep-alive",
         )
 
-    def wait_time(self) -> float:
-        """Seconds until this agent's next slot (Locust can kill the user during this wait)."""
-        if self.schedule is None:
-            self._join_fleet()
-        assert self.schedule is not None
+    def seconds_to_next(self, now: float) -> float | None:
+        """How long until the next slot; None once the run has no slot left for this call."""
         if self.next_slot >= self.schedule.slot_count():
-            return _IDLE_S
-        return max(0.0, self.schedule.slot_time(self.next_slot) - time.time())
+            return None
+        return max(0.0, self.schedule.slot_time(self.next_slot) - now)
 
-    @task
-    def heartbeat(self) -> None:
-        schedule = self.schedule
-        if schedule is None:
-            return  # Locust runs a task at spawn; the agent's first slot comes from wait_time.
+    def beat(self) -> None:
+        """Send the request due now (dropping slots missed while unable to send), record it."""
+        schedule, storm = self.schedule, self.storm
         wake = on_wake(schedule, self.next_slot, time.time())
         self.recorder.dropped(wake.dropped)
-        storm = self.storm
         if wake.slot >= schedule.slot_count() or storm.closing:
             self.next_slot = wake.slot
             return
-        assert self.connection is not None
         storm.inflight += 1
         try:
-            exchange = self.connection.request(self.request_bytes)
+            exchange = self.connection.request(self.request)
         finally:
             storm.inflight -= 1
         finished = time.time()
@@ -93,8 +79,50 @@ class CertctlAgent(User):
         self.next_slot, dropped = after_response(schedule, wake.slot, finished)
         self.recorder.dropped(dropped)
 
+    def run_forever(self) -> None:
+        """The loop of a secondary call, in its own greenlet until the run ends or the user stops."""
+        while (wait := self.seconds_to_next(time.time())) is not None:
+            gevent.sleep(wait)
+            self.beat()
+
+
+class CertctlAgent(User):
+    """A certctl agent making its scenario's calls on the fleet's absolute schedule."""
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self.storm: Storm = environment.certctl_storm
+        self.grant: AgentGrant | None = None
+        self.loops: list[CallLoop] = []
+        self._side_greenlets: list[gevent.Greenlet] = []
+
+    def _join_fleet(self) -> None:
+        storm = self.storm
+        t0 = storm.wait_for_schedule()
+        self.grant = storm.claim_agent()
+        config = storm.config  # read after the schedule: a distributed plan may have set it
+        schedules = call_schedules(self.grant.index, config.fleet_size, config.calls, t0, config.duration_s)
+        for call, schedule in zip(config.calls, schedules, strict=True):
+            request = call_request(storm, call, self.grant.index + 1)
+            first_slot = schedule.first_at_or_after(self.grant.resume_at)
+            self.loops.append(CallLoop(storm, storm.recorders[call.name], schedule, request, first_slot))
+        self._side_greenlets = [gevent.spawn(loop.run_forever) for loop in self.loops[1:]]
+
+    def wait_time(self) -> float:
+        """Seconds until the first call's next slot (Locust can kill the user during this wait)."""
+        if not self.loops:
+            self._join_fleet()
+        wait = self.loops[0].seconds_to_next(time.time())
+        return _IDLE_S if wait is None else wait
+
+    @task
+    def first_call(self) -> None:
+        if self.loops:  # Locust runs a task at spawn; the agent's first slot comes from wait_time.
+            self.loops[0].beat()
+
     def on_stop(self) -> None:
-        if self.connection is not None:
-            self.connection.close()
+        gevent.killall(self._side_greenlets)
+        for loop in self.loops:
+            loop.connection.close()
         if self.grant is not None:
-            self.storm.release_agent(AgentGrant(self.grant.index, self.next_slot))
+            self.storm.release_agent(AgentGrant(self.grant.index, resume_at=time.time()))

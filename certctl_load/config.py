@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from certctl_load.calls import HEARTBEAT, CallSpec, offered_rate, with_interval
 from certctl_load.durations import parse_duration_seconds
 from certctl_load.errors import ConfigError
 from certctl_load.httpclient import Endpoint, parse_endpoint
@@ -39,11 +40,12 @@ class RunConfig:
     insecure: bool
     ca_bundle: str | None
     skip_preflight: bool
+    calls: tuple[CallSpec, ...]
 
     @property
     def offered_rate(self) -> float:
-        """Heartbeats per second the fleet offers: fleet / interval."""
-        return self.fleet_size / self.heartbeat_interval_s
+        """Requests per second the fleet offers: fleet / interval, summed over the agent's calls."""
+        return offered_rate(self.fleet_size, self.calls)
 
     def __repr__(self) -> str:  # the token never appears in a repr, a log line or a traceback
         return (
@@ -113,6 +115,15 @@ def resolve_config(options: Any, environ: Mapping[str, str], host: str | None) -
             )
         interval = rate_interval
 
+    calls = scenario.calls
+    if interval != scenario.heartbeat_interval_s:
+        if not any(call.name == HEARTBEAT for call in calls):
+            raise ConfigError(
+                f"scenario {scenario.source} has no 'heartbeat' call for --heartbeat-interval "
+                "or K6_AGENT_RATE to set"
+            )
+        calls = with_interval(calls, HEARTBEAT, interval)
+
     duration = scenario.duration_s
     run_time = getattr(options, "run_time", None)
     if run_time:
@@ -142,6 +153,7 @@ def resolve_config(options: Any, environ: Mapping[str, str], host: str | None) -
         insecure=insecure,
         ca_bundle=ca_bundle,
         skip_preflight=bool(getattr(options, "skip_preflight", False)),
+        calls=calls,
     )
 
 

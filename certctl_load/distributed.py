@@ -17,7 +17,8 @@ from typing import Any
 import gevent
 
 from certctl_load import fleet
-from certctl_load.schedule import AgentSchedule, agent_schedule
+from certctl_load.calls import call_schedules, with_interval
+from certctl_load.schedule import AgentSchedule
 from certctl_load.storm import GRACEFUL_STOP_S, AgentGrant, Storm
 
 logger = logging.getLogger("certctl_load")
@@ -62,8 +63,8 @@ class _WorkerState:
     inflight: int = 0
     waiting: int = 0
     lost: bool = False
-    # agent index -> the slot from which another user may take it over (set when the worker is lost)
-    resume_slots: dict[int, int] = field(default_factory=dict)
+    # agent index -> from when another user may take it over (set when the worker is lost)
+    resume_at: dict[int, float] = field(default_factory=dict)
 
 
 class Coordinator:
@@ -99,7 +100,7 @@ class Coordinator:
                 {
                     "t0": t0,
                     "fleet_size": config.fleet_size,
-                    "interval_s": config.heartbeat_interval_s,
+                    "intervals": {call.name: call.interval_s for call in config.calls},
                     "duration_s": config.duration_s,
                     "agents": agents,
                 },
@@ -132,7 +133,7 @@ class Coordinator:
         for worker, state in self.workers.items():
             if state.lost or not state.waiting or not self.orphans:
                 continue
-            grants = sorted(self.orphans.items())[: state.waiting]
+            grants = sorted(self.orphans.items())[: state.waiting]  # (agent index, resume_at)
             for index, _ in grants:
                 del self.orphans[index]
             state.agents.update(index for index, _ in grants)
@@ -152,13 +153,12 @@ class Coordinator:
             self._orphan(worker, state)
         self.hand_out_orphans()
 
-    def _schedule(self, index: int) -> AgentSchedule:
+    def _schedules(self, index: int) -> list[tuple[str, AgentSchedule]]:
         storm = self.storm
         config = storm.config
         assert storm.t0 is not None
-        return agent_schedule(
-            index, config.fleet_size, config.heartbeat_interval_s, storm.t0, config.duration_s
-        )
+        schedules = call_schedules(index, config.fleet_size, config.calls, storm.t0, config.duration_s)
+        return [(call.name, schedule) for call, schedule in zip(config.calls, schedules, strict=True)]
 
     def _orphan(self, worker: str, state: _WorkerState) -> None:
         """Its agents may be taken over from their next slot: the master cannot know whether the
@@ -168,8 +168,8 @@ class Coordinator:
         now = time.time()
         agents = sorted(state.agents)
         for index in agents:
-            state.resume_slots[index] = self._schedule(index).first_at_or_after(now)
-            self.orphans[index] = state.resume_slots[index]
+            state.resume_at[index] = now
+            self.orphans[index] = now
         config = storm.config
         shown = ", ".join(fleet.agent_id(i + 1, config.scenario.id_prefix) for i in agents[:5])
         more = f" and {len(agents) - 5} more" if len(agents) > 5 else ""
@@ -180,20 +180,18 @@ class Coordinator:
         storm.incidents.append(incident)
         logger.error("%s", incident)
 
-    def lost_beats(self) -> int:
-        """Slots of lost workers' agents with no sample: after the worker was last heard of, until
-        another user took the agent over (or the end of the run, for agents no one took over)."""
-        total = 0
+    def lost_beats(self) -> dict[str, int]:
+        """Per call, slots of lost workers' agents with no sample: after the worker was last heard
+        of, until another user took the agent over (or the run's end, if no one did)."""
+        totals: dict[str, int] = {call.name: 0 for call in self.storm.config.calls}
         for state in self.workers.values():
-            for index, resume_slot in state.resume_slots.items():
-                schedule = self._schedule(index)
-                until = (
-                    schedule.slot_count()
-                    if index in self.orphans
-                    else min(resume_slot, schedule.slot_count())
-                )
-                total += max(0, until - schedule.first_at_or_after(state.last_heard))
-        return total
+            for index, resume_at in state.resume_at.items():
+                for name, schedule in self._schedules(index):
+                    taken_over = index not in self.orphans
+                    until = schedule.first_at_or_after(resume_at) if taken_over else schedule.slot_count()
+                    since = schedule.first_at_or_after(state.last_heard)
+                    totals[name] += max(0, min(until, schedule.slot_count()) - since)
+        return totals
 
     # End -------------------------------------------------------------------------------------
 
@@ -223,17 +221,16 @@ def worker_report(storm: Storm) -> dict[str, Any]:
 
 def apply_plan(storm: Storm, plan: dict[str, Any]) -> None:
     """A worker takes the master's plan: the fleet's shape, t0 and its own agents."""
-    storm.config = replace(
-        storm.config,
-        fleet_size=plan["fleet_size"],
-        heartbeat_interval_s=plan["interval_s"],
-        duration_s=plan["duration_s"],
-    )
+    config = storm.config
+    calls = config.calls
+    for name, interval in plan["intervals"].items():
+        calls = with_interval(calls, name, interval)
+    storm.config = replace(config, fleet_size=plan["fleet_size"], duration_s=plan["duration_s"], calls=calls)
     storm.start_schedule(plan["t0"], [AgentGrant(index) for index in plan["agents"]])
 
 
 def apply_grant(storm: Storm, grant: dict[str, Any]) -> None:
-    storm.give_agents(AgentGrant(index, first_slot) for index, first_slot in grant["grants"])
+    storm.give_agents(AgentGrant(index, resume_at) for index, resume_at in grant["grants"])
 
 
 def wait_until_drained(storm: Storm, timeout_s: float) -> None:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from certctl_load import exitcodes
 from certctl_load.diagnosis import failure_breakdown, render_breakdown
 from certctl_load.junit import junit_path, write_junit
-from certctl_load.recorder import CHECK_NAME
 from certctl_load.results import write_atomically
 from certctl_load.storm import Storm
 from certctl_load.summary import CheckCount, build_summary
@@ -39,25 +38,26 @@ def exit_code_for(
     interrupted: bool,
     errors: int,
     stopped_early: bool,
-    incidents: int = 0,
+    run_failed: bool = False,
 ) -> int:
     """105 when interrupted; 2 when stopped early as not ready; 1 after a harness error;
-    99 on a crossed threshold, when no request was sent or part of the fleet was lost; else 0."""
+    99 on a crossed threshold (also one that aborted the run), when no request was sent or
+    when part of the fleet was lost; else 0."""
     if interrupted:
         return exitcodes.INTERRUPTED
     if stopped_early:
         return exitcodes.TARGET_NOT_READY
     if errors:
         return exitcodes.HARNESS_ERROR
-    if requests == 0 or incidents or not all(result.ok for result in results):
+    if requests == 0 or run_failed or not all(result.ok for result in results):
         return exitcodes.THRESHOLDS_CROSSED
     return exitcodes.OK
 
 
 def _extra_state(storm: Storm) -> dict[str, object] | None:
     extra: dict[str, object] = {}
-    if storm.stop_reason:
-        extra["stopReason"] = storm.stop_reason
+    if storm.stop_reason or storm.abort_reason:
+        extra["stopReason"] = storm.stop_reason or storm.abort_reason
     if storm.incidents:
         extra["incidents"] = list(storm.incidents)
     return extra or None
@@ -71,13 +71,23 @@ def finalize(storm: Storm, now: float, *, interrupted: bool) -> Outcome:
     store = storm.store
     results = evaluate(list(scenario.thresholds), store, duration_s)
     requests = int(store.select("http_reqs", {}).count)
-    checks = store.select("checks", {"check": CHECK_NAME})
+    checks = []
+    for call in config.calls:
+        counts = store.select("checks", {"check": call.check})
+        checks.append(CheckCount(call.check, counts.passes, counts.fails))
+    per_call = [
+        (metric, {"name": call.name})
+        for call in config.calls
+        if len(config.calls) > 1
+        for metric in ("http_req_duration", "http_req_failed", "http_reqs", "dropped_iterations")
+    ]
     summary = build_summary(
         store,
         results,
         trend_stats=scenario.summary_trend_stats,
         duration_ms=duration_s * 1000.0,
-        checks=[CheckCount(CHECK_NAME, checks.passes, checks.fails)],
+        checks=checks,
+        submetrics=per_call,
         interrupted=interrupted,
         is_stdout_tty=sys.stdout.isatty(),
         is_stderr_tty=sys.stderr.isatty(),
@@ -89,8 +99,8 @@ def finalize(storm: Storm, now: float, *, interrupted: bool) -> Outcome:
     breakdown = render_breakdown(failures)
     if breakdown:
         text += "\n\n" + breakdown
-    if storm.stop_reason:
-        text += "\n\n" + storm.stop_reason
+    if storm.stop_reason or storm.abort_reason:
+        text += "\n\n" + (storm.stop_reason or storm.abort_reason or "")
     for incident in storm.incidents:
         text += f"\n\nthe run is incomplete: {incident}"
     results_dir = config.results_dir
@@ -107,7 +117,7 @@ def finalize(storm: Storm, now: float, *, interrupted: bool) -> Outcome:
         interrupted=interrupted,
         errors=storm.harness_errors,
         stopped_early=storm.stop_reason is not None,
-        incidents=len(storm.incidents),
+        run_failed=bool(storm.incidents) or storm.abort_reason is not None,
     )
     print(text, flush=True)
     print(render_verdict_table(results), flush=True)

@@ -15,6 +15,7 @@ from typing import Any
 from locust import LoadTestShape, events
 from locust.runners import MasterRunner, WorkerRunner
 
+from certctl_load.abort import CHECK_EVERY_S, abort_reason
 from certctl_load.config import RunConfig, resolve_config
 from certctl_load.diagnosis import early_stop_reason
 from certctl_load.distributed import (
@@ -36,7 +37,7 @@ from certctl_load.finalize import finalize
 from certctl_load.httpclient import make_ssl_context
 from certctl_load.options import add_options
 from certctl_load.preflight import run_preflight
-from certctl_load.recorder import CHECK_NAME, Recorder
+from certctl_load.recorder import Recorder
 from certctl_load.results import ensure_writable_dir
 from certctl_load.storm import SCHEDULE_LEAD_S, AgentGrant, Storm
 from certctl_load.webui import install_web_ui
@@ -98,6 +99,7 @@ class StormShape(LoadTestShape):
     def __init__(self) -> None:
         super().__init__()
         self._config: RunConfig | None = None
+        self._next_abort_check = 0.0
 
     def _prepare(self, environment: Any) -> RunConfig | None:
         """Resolve the configuration (the web UI may have changed it) and check the target."""
@@ -113,6 +115,19 @@ class StormShape(LoadTestShape):
         environment.certctl_config = config
         return config
 
+    def _stops_early(self, storm: Storm, elapsed: float) -> bool:
+        """The target plainly cannot take the storm, or an abortOnFail threshold is crossed."""
+        storm.stop_reason = storm.stop_reason or early_stop_reason(
+            storm.store, storm.config.scenario.name, elapsed
+        )
+        if storm.stop_reason is None and elapsed >= self._next_abort_check:
+            self._next_abort_check = elapsed + CHECK_EVERY_S
+            storm.abort_reason = abort_reason(storm.config.scenario.thresholds, storm.store, elapsed)
+        reason = storm.stop_reason or storm.abort_reason
+        if reason:
+            logger.error("%s", reason)
+        return reason is not None
+
     def tick(self) -> tuple[int, float] | None:
         environment = self.runner.environment
         storm: Storm | None = getattr(environment, "certctl_storm", None)
@@ -120,6 +135,7 @@ class StormShape(LoadTestShape):
         if self._config is None or previous_run_over:
             # A new run (the web UI may start several): resolve its configuration, check the target.
             self._config = self._prepare(environment)
+            self._next_abort_check = 0.0
             if self._config is None:
                 return None
         if storm is not None and storm.config is self._config:
@@ -128,11 +144,8 @@ class StormShape(LoadTestShape):
             if coordinator is not None and storm.t0 is not None:
                 coordinator.check_workers()
             now = time.time()
-            if storm.t0 is not None and storm.stop_reason is None:
-                storm.stop_reason = early_stop_reason(storm.store, self._config.scenario.name, now - storm.t0)
-                if storm.stop_reason:
-                    logger.error("%s", storm.stop_reason)
-                    return None
+            if storm.t0 is not None and self._stops_early(storm, now - storm.t0):
+                return None
             if _is_drained(environment, storm, now):
                 return None
         return self._config.fleet_size, float(self._config.fleet_size)
@@ -144,16 +157,19 @@ def _is_drained(environment: Any, storm: Storm, now: float) -> bool:
 
 
 def new_storm(environment: Any, config: RunConfig) -> Storm:
-    """This process's state for a new run, with its recorder and TLS context."""
+    """This process's state for a new run, with a recorder per call and the TLS context."""
     storm = Storm(config)
-    storm.recorder = Recorder(
-        storm.store,
-        environment.events.request,
-        scenario=config.scenario.name,
-        name="heartbeat",
-        method="POST",
-        check=CHECK_NAME,
-    )
+    storm.recorders = {
+        call.name: Recorder(
+            storm.store,
+            environment.events.request,
+            scenario=config.scenario.name,
+            name=call.name,
+            method=call.method,
+            check=call.check,
+        )
+        for call in config.calls
+    }
     storm.ssl_context = build_ssl_context(config)
     return storm
 
@@ -189,9 +205,9 @@ def _on_spawning_complete(user_count: int, **_: Any) -> None:
         grants = [AgentGrant(index) for index in range(storm.config.fleet_size)]
         storm.start_schedule(time.time() + SCHEDULE_LEAD_S, grants)
     logger.info(
-        "fleet of %d agents spawned; heartbeats every %gs (%.2f/s offered) for %gs",
+        "fleet of %d agents spawned; %s; %.2f requests/s offered for %gs",
         storm.config.fleet_size,
-        storm.config.heartbeat_interval_s,
+        ", ".join(f"{call.name} every {call.interval_s:g}s" for call in storm.config.calls),
         storm.config.offered_rate,
         storm.config.duration_s,
     )
@@ -255,8 +271,10 @@ def _finish(environment: Any, *, interrupted: bool) -> None:
     coordinator: Coordinator | None = getattr(environment, "certctl_coordinator", None)
     if coordinator is not None and storm.t0 is not None:
         coordinator.check_workers()
-        storm.recorder.dropped(coordinator.lost_beats())
-    cut_short = interrupted or (storm.stop_reason is None and not _is_drained(environment, storm, now))
+        for name, count in coordinator.lost_beats().items():
+            storm.recorders[name].dropped(count)
+    stopped_on_purpose = storm.stop_reason is not None or storm.abort_reason is not None
+    cut_short = interrupted or (not stopped_on_purpose and not _is_drained(environment, storm, now))
     storm.outcome = finalize(storm, now, interrupted=cut_short)
     environment.process_exit_code = storm.outcome.exit_code
 

@@ -8,8 +8,6 @@ from typing import Any
 from certctl_load.httpclient import Exchange
 from certctl_load.metrics import MetricStore
 
-CHECK_NAME = "heartbeat 2xx"
-
 
 class RequestFailed(Exception):
     """What Locust's statistics show for a failed heartbeat: the status or the network error kind."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from certctl_load.calls import HEARTBEAT, CallSpec, heartbeat_call, parse_calls
 from certctl_load.durations import parse_duration_seconds
 from certctl_load.errors import ConfigError
 from certctl_load.fleet import DEFAULT_ID_PREFIX
@@ -38,6 +39,7 @@ class Scenario:
     connection: str
     request_timeout_s: float
     source: str
+    calls: tuple[CallSpec, ...] = ()
 
     @property
     def file_stem(self) -> str:
@@ -56,6 +58,7 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "thresholds": ("a mapping of metric to a list of expressions", {}),
     "connection": ("one of " + ", ".join(CONNECTION_MODELS), "keep-alive"),
     "request_timeout": ("a positive duration such as 60s", "60s"),
+    "calls": ("a list of calls, each with name, method, path, body and interval", None),
 }
 
 
@@ -120,6 +123,16 @@ def parse_scenario(document: Any, source: str) -> Scenario:
     connection = values["connection"]
     if connection not in CONNECTION_MODELS:
         raise bad("connection")
+    if values["calls"] is None:
+        calls: tuple[CallSpec, ...] = (heartbeat_call(interval),)
+    else:
+        if "heartbeat_interval" in document:
+            raise ConfigError(
+                f"scenario {source}: give 'heartbeat_interval' or 'calls', not both "
+                "(a call's own 'interval' sets its cadence)"
+            )
+        calls = parse_calls(values["calls"], source)
+        interval = next((c.interval_s for c in calls if c.name == HEARTBEAT), calls[0].interval_s)
     spec = values["thresholds"]
     if not isinstance(spec, Mapping):
         raise bad("thresholds")
@@ -139,6 +152,7 @@ def parse_scenario(document: Any, source: str) -> Scenario:
         connection=connection,
         request_timeout_s=timeout,
         source=source,
+        calls=calls,
     )
 
 

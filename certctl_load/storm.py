@@ -27,10 +27,11 @@ GRACEFUL_STOP_S = 30.0
 
 @dataclass(frozen=True)
 class AgentGrant:
-    """An agent a user may hold: its 0-based index, and the first of its slots that is still its own."""
+    """An agent a user may hold: its 0-based index, and from when its slots are the user's own
+    (0: all of them; a user taking over a lost or stopped agent starts at its next slot)."""
 
     index: int
-    first_slot: int = 0
+    resume_at: float = 0.0
 
 
 class Storm:
@@ -49,10 +50,11 @@ class Storm:
         self.agents_running = 0
         self.waiting_for_agents = 0
         self.harness_errors = 0
-        self.recorder: Recorder
+        self.recorders: dict[str, Recorder] = {}
         self.ssl_context: ssl.SSLContext | None = None
         self.outcome: Outcome | None = None
-        self.stop_reason: str | None = None
+        self.stop_reason: str | None = None  # stopped early: the target is not ready (exit 2)
+        self.abort_reason: str | None = None  # stopped by an abortOnFail threshold (exit 99)
         self.incidents: list[str] = []
         # Set when this process stops on its own: agents send no new beat.
         self.closing = False

@@ -77,11 +77,13 @@ def build_summary(
     is_stdout_tty: bool = False,
     is_stderr_tty: bool = False,
     extra_state: Mapping[str, Any] | None = None,
+    submetrics: Sequence[tuple[str, Mapping[str, str]]] = (),
 ) -> dict[str, Any]:
     """k6's handleSummary data: root_group, options, state and metrics (with sub-metrics and thresholds).
 
     Shown: every metric with samples, ``http_req_duration{expected_response:true}`` when it has samples,
-    and every metric key a threshold names (with its parent), even without samples, as k6 does.
+    and every metric key a threshold names (with its parent), even without samples, as k6 does;
+    ``submetrics`` adds more (name, selector) entries, e.g. one per call of a multi-call agent.
     """
     entries: dict[str, tuple[str, Mapping[str, str]]] = {}
     for name in METRICS:
@@ -90,6 +92,9 @@ def build_summary(
     name, selector = EXPECTED_RESPONSE_SUBMETRIC
     if store.select(name, selector).samples:
         entries[format_metric_key(name, selector)] = (name, selector)
+    for name, selector in submetrics:
+        if store.select(name, selector).samples:
+            entries.setdefault(format_metric_key(name, selector), (name, selector))
     for result in thresholds_results:
         threshold = result.threshold
         entries.setdefault(threshold.metric, (threshold.metric, {}))
