@@ -61,7 +61,7 @@ def _ssl_detail(config: RunConfig, ssl_context: ssl.SSLContext | None) -> str | 
         ):
             return None
     except ssl.SSLCertVerificationError as error:
-        return error.verify_message or str(error)
+        return f"certificate verify failed: {error.verify_message}" if error.verify_message else str(error)
     except (ssl.SSLError, OSError) as error:
         return getattr(error, "reason", None) or str(error)
 

@@ -4,10 +4,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from certctl_load.config import DEFAULT_HOST, resolve_config
 from certctl_load.errors import ConfigError
-from certctl_load.scenario import default_scenario_path, load_scenario
+from certctl_load.scenario import SCHEMA, default_scenario_path, load_scenario, parse_scenario
 
 
 def options(**values):
@@ -143,3 +145,39 @@ def test_bad_overrides_are_config_errors_naming_the_value(opts, env, message):
 def test_the_token_never_appears_in_the_config_repr():
     config = resolve_config(options(), {"CERTCTL_TOKEN": "s3cr3t-token"}, None)
     assert "s3cr3t-token" not in repr(config)
+
+
+yaml_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=True), st.text(max_size=20)
+)
+yaml_values = st.recursive(
+    yaml_scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=10,
+)
+scenario_keys = st.sampled_from([*SCHEMA, "unknown_key"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(scenario_keys, yaml_values, max_size=6))
+def test_fuzzed_scenarios_either_load_or_fail_with_one_config_error(document):
+    try:
+        scenario = parse_scenario(document, "fuzz.yaml")
+    except ConfigError as error:
+        message = str(error)
+        assert message.startswith("scenario fuzz.yaml:") and "\n" not in message
+    else:
+        assert scenario.fleet_size >= 1 and scenario.heartbeat_interval_s > 0 and scenario.duration_s > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_fuzzed_yaml_text_never_crashes_the_loader(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("fuzz") / "s.yaml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        load_scenario(path)
+    except ConfigError as error:
+        assert "\n" not in str(error)
