@@ -140,6 +140,10 @@ def resolve_config(options: Any, environ: Mapping[str, str], host: str | None) -
     token = environ.get("CERTCTL_TOKEN") or DEFAULT_TOKEN
     if any(ch in token for ch in "\r\n"):
         raise ConfigError("environment CERTCTL_TOKEN contains a line break")
+    try:
+        token.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ConfigError("environment CERTCTL_TOKEN has characters an HTTP header cannot carry") from None
 
     return RunConfig(
         scenario=scenario,

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import ssl
 import sys
 import time
 from typing import Any
 
+import gevent
 from locust import LoadTestShape, events
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -30,6 +32,7 @@ from certctl_load.distributed import (
     apply_plan,
     hand_over_on_exit,
     send_final_when_drained,
+    wait_until_drained,
     worker_report,
 )
 from certctl_load.errors import HarnessError
@@ -79,6 +82,18 @@ def _on_init(environment: Any, runner: Any, **_: Any) -> None:
     environment.certctl_config = config
     if not environment.host:
         environment.host = config.host
+    if environment.parsed_options.headless:
+        # With a shape, Locust installs its own SIGTERM handler only after the run: until then
+        # SIGTERM (docker stop, a CI timeout) would kill the process with no summary.
+        gevent.signal_handler(signal.SIGTERM, _on_sigterm, environment)
+
+
+def _on_sigterm(environment: Any) -> None:
+    logger.info("SIGTERM: stopping the storm and writing the summaries")
+    storm: Storm | None = getattr(environment, "certctl_storm", None)
+    if storm is not None:
+        storm.interrupted = True
+    environment.runner.quit()
     if environment.web_ui is not None:
         install_web_ui(environment, environment.web_ui)
 
@@ -274,9 +289,19 @@ def _finish(environment: Any, *, interrupted: bool) -> None:
         for name, count in coordinator.lost_beats().items():
             storm.recorders[name].dropped(count)
     stopped_on_purpose = storm.stop_reason is not None or storm.abort_reason is not None
-    cut_short = interrupted or (not stopped_on_purpose and not _is_drained(environment, storm, now))
+    cut_short = interrupted or storm.interrupted or (not stopped_on_purpose and not storm.schedule_over(now))
     storm.outcome = finalize(storm, now, interrupted=cut_short)
     environment.process_exit_code = storm.outcome.exit_code
+
+
+@events.test_stopping.add_listener
+def _on_test_stopping(environment: Any, **_: Any) -> None:
+    """Before Locust kills the users: no new beat, and those in flight finish and are counted."""
+    storm: Storm | None = getattr(environment, "certctl_storm", None)
+    if isinstance(environment.runner, WorkerRunner) or storm is None or storm.outcome is not None:
+        return
+    storm.closing = True
+    wait_until_drained(storm, 5.0)
 
 
 @events.test_stop.add_listener

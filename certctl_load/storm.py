@@ -58,6 +58,7 @@ class Storm:
         self.incidents: list[str] = []
         # Set when this process stops on its own: agents send no new beat.
         self.closing = False
+        self.interrupted = False  # stopped by a signal
         # Called when a user finds no agent to hold (a worker then asks the master for more).
         self.on_starved: Callable[[int], None] | None = None
 
@@ -101,6 +102,10 @@ class Storm:
         """A stopped user's agent goes back to the pool, for a user spawned later to take over."""
         self.agents_running -= 1
         self._grants.append(grant)
+
+    def schedule_over(self, now: float) -> bool:
+        """True once the run's last slot has passed."""
+        return self.end is not None and now >= self.end
 
     def is_drained(self, now: float) -> bool:
         """True once the run's end has passed and no request is in flight (or the grace ran out)."""

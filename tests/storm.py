@@ -7,6 +7,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,25 @@ class StormRun:
         return (self.results_dir / f"summary-{stem}.txt").read_text()
 
 
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment without the harness's own variables, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "K6_", "CERTCTL_"))}
+    env.update(extra or {})
+    return env
+
+
+def storm_command(host: str | None, results_dir: Path, *args: str, preflight: bool = False) -> list[str]:
+    """``locust -f locustfile.py --headless`` with the harness's options (preflight skipped unless
+    asked for, so a test's request log holds heartbeats only)."""
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"]
+    command += ["--results-dir", str(results_dir), *args]
+    if not preflight:
+        command.append("--skip-preflight")
+    if host:
+        command += ["--host", host]
+    return command
+
+
 def run_storm(
     host: str | None,
     results_dir: Path,
@@ -37,20 +57,35 @@ def run_storm(
     timeout: float = 180,
     preflight: bool = False,
 ) -> StormRun:
-    """``locust -f locustfile.py --headless`` with the harness's options; waits for it to exit.
-
-    Preflight is skipped unless asked for, so a test's request log holds heartbeats only.
-    """
-    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"]
-    command += ["--results-dir", str(results_dir), *args]
-    if not preflight:
-        command.append("--skip-preflight")
-    if host:
-        command += ["--host", host]
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "K6_", "CERTCTL_"))}
-    full_env.update(env or {})
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=ROOT)
+    """Run a storm to its end (see storm_command)."""
+    command = storm_command(host, results_dir, *args, preflight=preflight)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=clean_env(env), cwd=ROOT
+    )
     return StormRun(done.returncode, done.stdout, done.stderr, results_dir)
+
+
+def start_storm(host: str, results_dir: Path, *args: str) -> subprocess.Popen[str]:
+    """Start a storm (see storm_command) without waiting for it."""
+    return subprocess.Popen(
+        storm_command(host, results_dir, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+        cwd=ROOT,
+    )
+
+
+def wait_for_heartbeats(
+    log_path: Path, count: int, timeout_s: float = 60, process: subprocess.Popen | None = None
+) -> None:
+    """Poll the target's request log until it holds ``count`` heartbeats (``process`` still running)."""
+    deadline = time.monotonic() + timeout_s
+    while not log_path.exists() or len(heartbeats(read_request_log(log_path))) < count:
+        assert process is None or process.poll() is None, f"locust exited early with {process.returncode}"
+        assert time.monotonic() < deadline, f"fewer than {count} heartbeats within {timeout_s:g} s"
+        time.sleep(0.05)
 
 
 def read_request_log(path: Path) -> list[dict]:

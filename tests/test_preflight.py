@@ -29,7 +29,11 @@ def test_a_ready_target_passes_preflight_without_a_heartbeat_before_the_storm(tm
     assert run.code == 0, run.stderr[-2000:]
     gets = [r for r in log if r["method"] == "GET"]
     assert {r["path"] for r in gets} == {
-        "/health", "/api/v1/auth/check", "/api/v1/agents/ag-loadtest-00001", "/api/v1/agents/ag-loadtest-00020"}
+        "/health",
+        "/api/v1/auth/check",
+        "/api/v1/agents/ag-loadtest-00001",
+        "/api/v1/agents/ag-loadtest-00020",
+    }
     first_heartbeat = min(r["t"] for r in heartbeats(log))
     assert all(r["t"] < first_heartbeat for r in gets)
 
@@ -79,8 +83,9 @@ def test_plain_http_to_an_https_target_is_named(tmp_path):
 def test_https_to_a_plain_http_target_is_named(tmp_path):
     log_path = tmp_path / "requests.jsonl"
     with running_target("--fleet-size", "20", request_log=log_path) as target:
-        run = run_storm(target.url.replace("http://", "https://"), tmp_path / "results", *SMALL,
-                        preflight=True)
+        run = run_storm(
+            target.url.replace("http://", "https://"), tmp_path / "results", *SMALL, preflight=True
+        )
     assert run.code == 2
     assert "TLS handshake" in error_lines(run)[0] and "http://" in error_lines(run)[0]
 
@@ -88,8 +93,15 @@ def test_https_to_a_plain_http_target_is_named(tmp_path):
 def test_a_rate_limited_target_stops_the_storm_within_seconds(tmp_path):
     """certctl's limiter at 50 req/s against 150/s offered: stopped early with the diagnosis."""
     run, log = storm_against(
-        ["--fleet-size", "300", "--rate-limit", "50", "--rate-burst", "100"], tmp_path,
-        "--fleet-size", "300", "--heartbeat-interval", "2", "--run-time", "60s")
+        ["--fleet-size", "300", "--rate-limit", "50", "--rate-burst", "100"],
+        tmp_path,
+        "--fleet-size",
+        "300",
+        "--heartbeat-interval",
+        "2",
+        "--run-time",
+        "60s",
+    )
     assert run.code == 2, run.stderr[-2000:]
     assert "CERTCTL_RATE_LIMIT_ENABLED=false" in run.stderr
     beats = heartbeats(log)
@@ -100,7 +112,16 @@ def test_a_rate_limited_target_stops_the_storm_within_seconds(tmp_path):
 
 
 def test_unknown_agents_without_preflight_stop_the_storm_early(tmp_path):
-    run, _ = storm_against(["--fleet-size", "10"], tmp_path, "--fleet-size", "100",
-                           "--heartbeat-interval", "2", "--run-time", "60s", preflight=False)
+    run, _ = storm_against(
+        ["--fleet-size", "10"],
+        tmp_path,
+        "--fleet-size",
+        "100",
+        "--heartbeat-interval",
+        "2",
+        "--run-time",
+        "60s",
+        preflight=False,
+    )
     assert run.code == 2
     assert "answered 404" in run.stderr and "seed the fleet" in run.stderr
