@@ -39,7 +39,13 @@ class CallLoop:
     """One call of one agent: its schedule, its connection, its drop and lateness accounting."""
 
     def __init__(
-        self, storm: Storm, recorder: Recorder, schedule: AgentSchedule, request: bytes, first_slot: int
+        self,
+        storm: Storm,
+        recorder: Recorder,
+        schedule: AgentSchedule,
+        request: bytes,
+        first_slot: int,
+        source_address: str | None = None,
     ) -> None:
         config = storm.config
         self.storm = storm
@@ -52,6 +58,7 @@ class CallLoop:
             ssl_context=storm.ssl_context,
             timeout_s=config.scenario.request_timeout_s,
             keep_alive=config.scenario.connection == "keep-alive",
+            source_address=source_address,
         )
 
     def seconds_to_next(self, now: float) -> float | None:
@@ -102,10 +109,13 @@ class CertctlAgent(User):
         self.grant = storm.claim_agent()
         config = storm.config  # read after the schedule: a distributed plan may have set it
         schedules = call_schedules(self.grant.index, config.fleet_size, config.calls, t0, config.duration_s)
+        sources = config.source_addresses
+        source = sources[self.grant.index % len(sources)] if sources else None
         for call, schedule in zip(config.calls, schedules, strict=True):
             request = call_request(storm, call, self.grant.index + 1)
             first_slot = schedule.first_at_or_after(self.grant.resume_at)
-            self.loops.append(CallLoop(storm, storm.recorders[call.name], schedule, request, first_slot))
+            recorder = storm.recorders[call.name]
+            self.loops.append(CallLoop(storm, recorder, schedule, request, first_slot, source))
         self._side_greenlets = [gevent.spawn(loop.run_forever) for loop in self.loops[1:]]
 
     def wait_time(self) -> float:

@@ -7,6 +7,7 @@ parser merges those three into its options), then the k6 script's ``CERTCTL_*`` 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ class RunConfig:
     ca_bundle: str | None
     skip_preflight: bool
     calls: tuple[CallSpec, ...]
+    source_addresses: tuple[str, ...] = ()
 
     @property
     def offered_rate(self) -> float:
@@ -158,7 +160,20 @@ def resolve_config(options: Any, environ: Mapping[str, str], host: str | None) -
         ca_bundle=ca_bundle,
         skip_preflight=bool(getattr(options, "skip_preflight", False)),
         calls=calls,
+        source_addresses=_source_addresses(getattr(options, "source_addresses", None)),
     )
+
+
+def _source_addresses(raw: str | None) -> tuple[str, ...]:
+    if not raw:
+        return ()
+    addresses = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for address in addresses:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ConfigError(f"--source-addresses: {address!r} is not an IP address") from None
+    return addresses
 
 
 def _positive_rate(raw: str) -> float:

@@ -22,6 +22,21 @@ from certctl_load.errors import ConfigError
 _HEAD_LIMIT = 64 * 1024
 _BODY_KEEP = 512
 _RECV_SIZE = 16 * 1024
+# One receive buffer per process: gevent switches only inside a blocking call, and each
+# recv_into's bytes are copied out before the next one, so agents can share it (15,000
+# agents with a buffer each would hold 235 MB).
+_SHARED_BUFFER = memoryview(bytearray(_RECV_SIZE))
+# The target's address, resolved once per process rather than once per connection.
+_ADDRESSES: dict[tuple[str, int], tuple[int, int, int, object]] = {}
+
+
+def _resolve(host: str, port: int) -> tuple[int, int, int, object]:
+    """(family, type, proto, sockaddr) of the target, cached; raises socket.gaierror."""
+    key = (host, port)
+    if key not in _ADDRESSES:
+        family, kind, proto, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        _ADDRESSES[key] = (family, kind, proto, sockaddr)
+    return _ADDRESSES[key]
 
 
 @dataclass(frozen=True)
@@ -135,7 +150,6 @@ class Connection:
         self.keep_alive = keep_alive
         self.source_address = source_address
         self._sock: socket.socket | None = None
-        self._buffer = bytearray(_RECV_SIZE)
 
     def close(self) -> None:
         if self._sock is not None:
@@ -145,10 +159,16 @@ class Connection:
                 self._sock = None
 
     def _connect(self) -> socket.socket:
-        source = (self.source_address, 0) if self.source_address else None
-        sock = socket.create_connection(
-            (self.endpoint.host, self.endpoint.port), timeout=self.timeout_s, source_address=source
-        )
+        family, kind, proto, address = _resolve(self.endpoint.host, self.endpoint.port)
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(self.timeout_s)
+            if self.source_address:
+                sock.bind((self.source_address, 0))
+            sock.connect(address)
+        except BaseException:
+            sock.close()
+            raise
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.endpoint.is_tls:
             assert self.ssl_context is not None, "an https endpoint needs an SSL context"
@@ -199,7 +219,7 @@ class Connection:
         self, sock: socket.socket, want_body: bool
     ) -> tuple[int, dict[str, str], bytes, int, bool]:
         data = bytearray()
-        view = memoryview(self._buffer)
+        view = _SHARED_BUFFER
         while True:
             count = sock.recv_into(view)
             if count == 0:
@@ -243,7 +263,7 @@ class Connection:
         return status, headers, bytes(body), received + len(body), False
 
     def _read_chunked(self, sock: socket.socket, data: bytearray) -> tuple[bytes, int]:
-        view = memoryview(self._buffer)
+        view = _SHARED_BUFFER
         body = bytearray()
         position = 0
         used = 0

@@ -52,6 +52,14 @@ def add_options(parser: Any) -> None:
         help="CA certificates that verify the target's TLS certificate (also CERTCTL_CA_BUNDLE)",
     )
     group.add_argument(
+        "--source-addresses",
+        metavar="IP[,IP...]",
+        env_var="LOCUST_SOURCE_ADDRESSES",
+        default=None,
+        help="Local addresses agents connect from, dealt round-robin (past ~28,000 connections per "
+        "source address, e.g. 127.0.0.1,127.0.0.2 against a loopback target)",
+    )
+    group.add_argument(
         "--skip-preflight",
         action="store_true",
         env_var="LOCUST_SKIP_PREFLIGHT",

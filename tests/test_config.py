@@ -181,3 +181,12 @@ def test_fuzzed_yaml_text_never_crashes_the_loader(tmp_path_factory, text):
         load_scenario(path)
     except ConfigError as error:
         assert "\n" not in str(error)
+
+
+def test_source_addresses_are_ip_addresses():
+    assert resolve_config(options(source_addresses="127.0.0.2, 127.0.0.3"), {}, None).source_addresses == (
+        "127.0.0.2",
+        "127.0.0.3",
+    )
+    with pytest.raises(ConfigError, match="'localhost' is not an IP address"):
+        resolve_config(options(source_addresses="127.0.0.2,localhost"), {}, None)

@@ -151,3 +151,28 @@ def test_a_bad_threshold_exits_104_before_any_request(tmp_path):
     assert run.code == 104
     assert "p(95)<<500" in run.stderr
     assert log == []
+
+
+def test_agents_connect_from_the_source_addresses_given(tmp_path):
+    """Past ~28,000 connections per source address, a fleet spreads over 127.0.0.0/8."""
+    with running_target("--fleet-size", "40", request_log=tmp_path / "requests.jsonl") as target:
+        run = run_storm(
+            target.url,
+            tmp_path / "results",
+            "--fleet-size",
+            "40",
+            "--heartbeat-interval",
+            "2",
+            "--run-time",
+            "4s",
+            "--source-addresses",
+            "127.0.0.2,127.0.0.3",
+        )
+    assert run.code == 0, run.stderr[-2000:]
+    by_address: dict[str, set[str]] = {}
+    for record in heartbeats(read_request_log(tmp_path / "requests.jsonl")):
+        by_address.setdefault(record["client"].rsplit(":", 1)[0], set()).add(record["agent"])
+    assert {address: len(agents) for address, agents in by_address.items()} == {
+        "127.0.0.2": 20,
+        "127.0.0.3": 20,
+    }
