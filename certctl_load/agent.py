@@ -38,6 +38,8 @@ def call_request(storm: Storm, call: CallSpec, agent_number: int) -> bytes:
 class CallLoop:
     """One call of one agent: its schedule, its connection, its drop and lateness accounting."""
 
+    __slots__ = ("storm", "recorder", "schedule", "request", "next_slot", "connection")
+
     def __init__(
         self,
         storm: Storm,
@@ -116,6 +118,8 @@ class CertctlAgent(User):
             first_slot = schedule.first_at_or_after(self.grant.resume_at)
             recorder = storm.recorders[call.name]
             self.loops.append(CallLoop(storm, recorder, schedule, request, first_slot, source))
+        for loop in self.loops:
+            loop.connection.warm_up()
         self._side_greenlets = [gevent.spawn(loop.run_forever) for loop in self.loops[1:]]
 
     def wait_time(self) -> float:

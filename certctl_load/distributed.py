@@ -19,7 +19,7 @@ import gevent
 from certctl_load import fleet
 from certctl_load.calls import call_schedules, with_interval
 from certctl_load.schedule import AgentSchedule
-from certctl_load.storm import GRACEFUL_STOP_S, AgentGrant, Storm
+from certctl_load.storm import GRACEFUL_STOP_S, AgentGrant, Storm, schedule_lead
 
 logger = logging.getLogger("certctl_load")
 
@@ -90,7 +90,7 @@ class Coordinator:
         order = sorted(counts, key=runner.get_worker_index)
         dealt = deal_agents(counts, order)
         config = storm.config
-        t0 = time.time() + DISTRIBUTED_LEAD_S
+        t0 = time.time() + schedule_lead(max(map(len, dealt.values()), default=0), DISTRIBUTED_LEAD_S)
         storm.t0 = t0
         now = time.time()
         for worker, agents in dealt.items():

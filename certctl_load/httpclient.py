@@ -135,6 +135,8 @@ def error_kind(error: BaseException) -> str:
 class Connection:
     """One agent's connection to the target, reused across beats unless ``keep_alive`` is off."""
 
+    __slots__ = ("endpoint", "ssl_context", "timeout_s", "keep_alive", "source_address", "_sock")
+
     def __init__(
         self,
         endpoint: Endpoint,
@@ -156,6 +158,15 @@ class Connection:
             try:
                 self._sock.close()
             finally:
+                self._sock = None
+
+    def warm_up(self) -> None:
+        """Open the keep-alive connection ahead of the first request, as a running agent has one;
+        a failure here is left for the first request to meet and record."""
+        if self._sock is None and self.keep_alive:
+            try:
+                self._sock = self._connect()
+            except (OSError, ValueError):
                 self._sock = None
 
     def _connect(self) -> socket.socket:

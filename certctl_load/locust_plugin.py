@@ -42,7 +42,7 @@ from certctl_load.options import add_options
 from certctl_load.preflight import run_preflight
 from certctl_load.recorder import Recorder
 from certctl_load.results import ensure_writable_dir
-from certctl_load.storm import SCHEDULE_LEAD_S, AgentGrant, Storm
+from certctl_load.storm import AgentGrant, Storm, schedule_lead
 from certctl_load.webui import install_web_ui
 
 logger = logging.getLogger("certctl_load")
@@ -82,6 +82,8 @@ def _on_init(environment: Any, runner: Any, **_: Any) -> None:
     environment.certctl_config = config
     if not environment.host:
         environment.host = config.host
+    if environment.web_ui is not None:
+        install_web_ui(environment, environment.web_ui)
     if environment.parsed_options.headless:
         # With a shape, Locust installs its own SIGTERM handler only after the run: until then
         # SIGTERM (docker stop, a CI timeout) would kill the process with no summary.
@@ -94,8 +96,6 @@ def _on_sigterm(environment: Any) -> None:
     if storm is not None:
         storm.interrupted = True
     environment.runner.quit()
-    if environment.web_ui is not None:
-        install_web_ui(environment, environment.web_ui)
 
 
 def build_ssl_context(config: RunConfig) -> ssl.SSLContext | None:
@@ -218,7 +218,7 @@ def _on_spawning_complete(user_count: int, **_: Any) -> None:
         coordinator.plan()
     else:
         grants = [AgentGrant(index) for index in range(storm.config.fleet_size)]
-        storm.start_schedule(time.time() + SCHEDULE_LEAD_S, grants)
+        storm.start_schedule(time.time() + schedule_lead(len(grants)), grants)
     logger.info(
         "fleet of %d agents spawned; %s; %.2f requests/s offered for %gs",
         storm.config.fleet_size,
