@@ -1,0 +1,300 @@
+"""The certctl tab in Locust's web UI: live fleet figures, every threshold, and each run's verdict.
+
+Built only on Locust's extension points: ``extended_tabs``/``extended_tables``/``extended_csv_files``
+in the page's template args, the tab's rows added to ``/stats/requests`` (which the page polls every
+2 s while a test runs), and routes on ``web_ui.app``: ``certctl/live`` (the same figures as JSON) and
+``certctl/summary.json``/``certctl/summary.txt`` (the last finished run's summaries, from the results
+directory). Everything is read from ``environment.certctl_storm``, which on a distributed master
+holds the whole fleet's merged samples. The token is never read here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import gevent
+from flask import Blueprint, Response, abort, jsonify, request, send_from_directory
+from locust.log import greenlet_exception_logger
+from locust.runners import STATE_CLEANUP, STATE_RUNNING, STATE_STOPPED, STATE_STOPPING
+
+from certctl_load import exitcodes
+from certctl_load.config import RunConfig
+from certctl_load.storm import Storm
+from certctl_load.thresholds import evaluate
+
+logger = logging.getLogger("certctl_load")
+
+TAB_KEY = "certctl"
+# The harness options the start form offers (a changed value applies from the next run on).
+FORM_OPTIONS = frozenset({"scenario", "fleet_size", "heartbeat_interval"})
+RATE_WINDOW_S = 8.0  # spans at least two of a distributed master's merges (workers report every 3 s)
+SAMPLE_PERIOD_S = 0.25
+SUMMARY_KINDS = {"json": "json_path", "txt": "text_path"}  # the route's suffix -> the Outcome's file
+SUMMARY_HREF = "./certctl/summary.{kind}"  # relative to the web UI's root page
+_UNJUDGED_STOP_STATES = {STATE_CLEANUP, STATE_STOPPING, STATE_STOPPED}
+_VERDICTS = {
+    exitcodes.OK: "passed",
+    exitcodes.THRESHOLDS_CROSSED: "thresholds crossed",
+    exitcodes.TARGET_NOT_READY: "stopped early: the target is not ready",
+    exitcodes.INTERRUPTED: "interrupted",
+    exitcodes.HARNESS_ERROR: "harness error",
+}
+
+
+class OfferedRate:
+    """Requests per second over the last few seconds, from a request count read at a steady cadence.
+
+    The rate runs from the first to the last change of the count in the window, so a count that grows
+    in bursts (a master merging worker reports) gives the true rate, not a saw-tooth.
+    """
+
+    def __init__(self, window_s: float = RATE_WINDOW_S) -> None:
+        self.window_s = window_s
+        self._samples: deque[tuple[float, float]] = deque()
+
+    def observe(self, now: float, count: float) -> None:
+        """Record the count at ``now``; keeps the window plus the one sample just before it."""
+        samples = self._samples
+        samples.append((now, count))
+        while len(samples) > 1 and samples[1][0] < now - self.window_s:
+            samples.popleft()
+
+    def rate(self, now: float) -> float:
+        """Requests per second; 0 until the count has changed twice in the window."""
+        changes = [
+            (t, count)
+            for (_, before), (t, count) in pairwise(self._samples)
+            if count != before and t >= now - self.window_s
+        ]
+        if len(changes) < 2:
+            return 0.0
+        (first_t, first_count), (last_t, last_count) = changes[0], changes[-1]
+        cadence = max(b[0] - a[0] for a, b in pairwise(changes))
+        # A count that has stopped growing for longer than its usual cadence decays towards 0.
+        return (last_count - first_count) / (max(last_t, now - cadence) - first_t)
+
+
+class RateSampler:
+    """Reads the current storm's request count every SAMPLE_PERIOD_S; a new storm starts afresh."""
+
+    def __init__(self, environment: Any) -> None:
+        self.environment = environment
+        self.storm: Storm | None = None
+        self.meter = OfferedRate()
+
+    def sample(self, now: float) -> None:
+        storm: Storm | None = getattr(self.environment, "certctl_storm", None)
+        if storm is None:
+            return
+        if storm is not self.storm:
+            self.storm, self.meter = storm, OfferedRate()
+        self.meter.observe(now, storm.store.select("http_reqs", {}).count)
+
+    def rate(self, storm: Storm, now: float) -> float:
+        return self.meter.rate(now) if storm is self.storm else 0.0
+
+    def run(self) -> None:
+        while True:
+            self.sample(time.time())
+            gevent.sleep(SAMPLE_PERIOD_S)
+
+
+def _phase(storm: Storm, now: float) -> str:
+    if storm.outcome is not None:
+        return "finished"
+    if storm.end is None:
+        return "spawning"
+    return "running" if now < storm.end else "draining"
+
+
+def _verdict(exit_code: int, requests: int) -> str:
+    if exit_code == exitcodes.THRESHOLDS_CROSSED and requests == 0:
+        return "no heartbeat was sent"
+    return _VERDICTS.get(exit_code, "failed")
+
+
+def _config_figures(config: RunConfig) -> dict[str, Any]:
+    return {
+        "scenario": config.scenario.name,
+        "fleet_size": config.fleet_size,
+        "heartbeat_interval_s": config.heartbeat_interval_s,
+        "duration_s": config.duration_s,
+        "target_rate": config.offered_rate,
+    }
+
+
+def live_figures(environment: Any, sampler: RateSampler, now: float) -> dict[str, Any]:
+    """The current run's figures (or, before the first run, the configuration), JSON-ready."""
+    storm: Storm | None = getattr(environment, "certctl_storm", None)
+    if storm is None:
+        return {"state": "idle", **_config_figures(environment.certctl_config)}
+    config, store, outcome = storm.config, storm.store, storm.outcome
+    if outcome is None:
+        results = evaluate(list(config.scenario.thresholds), store, storm.test_run_duration_s(now))
+    else:
+        results = outcome.results
+    return {
+        "state": _phase(storm, now),
+        **_config_figures(config),
+        "agents_running": storm.agents_running,
+        "offered_rate": None if outcome is not None else sampler.rate(storm, now),
+        "rate_window_s": sampler.meter.window_s,
+        "heartbeats": int(store.select("http_reqs", {}).count),
+        "late": int(store.select("late_iterations", {}).count),
+        "dropped": int(store.select("dropped_iterations", {}).count),
+        "stop_reason": storm.stop_reason,
+        "incidents": list(storm.incidents),
+        "thresholds": [
+            {
+                "metric": result.threshold.metric_key,
+                "expression": result.threshold.expression.text,
+                "value": result.value,
+                "ok": result.ok,
+            }
+            for result in results
+        ],
+        "outcome": None
+        if outcome is None
+        else {
+            "exit_code": outcome.exit_code,
+            "verdict": _verdict(outcome.exit_code, outcome.requests),
+            "requests": outcome.requests,
+            "summary_json": SUMMARY_HREF.format(kind="json"),
+            "summary_text": SUMMARY_HREF.format(kind="txt"),
+        },
+    }
+
+
+def _entries(figures: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(figure, value, status) in reading order."""
+    entries = [
+        ("Run", figures["state"], ""),
+        ("Scenario", figures["scenario"], ""),
+        ("Fleet size", str(figures["fleet_size"]), ""),
+        ("Heartbeat interval", f"{figures['heartbeat_interval_s']:g} s", ""),
+        ("Run time", f"{figures['duration_s']:g} s", ""),
+        ("Target heartbeat rate", f"{figures['target_rate']:.2f} /s", ""),
+    ]
+    if figures["state"] == "idle":
+        return entries
+    offered = figures["offered_rate"]
+    entries += [
+        ("Agents running", str(figures["agents_running"]), ""),
+        (
+            f"Offered rate (last {figures['rate_window_s']:g} s)",
+            "the run is over" if offered is None else f"{offered:.2f} /s",
+            "",
+        ),
+        ("Heartbeats sent", str(figures["heartbeats"]), ""),
+        ("Late beats", str(figures["late"]), ""),
+        ("Dropped beats", str(figures["dropped"]), ""),
+    ]
+    if figures["stop_reason"]:
+        entries.append(("Stopped early", figures["stop_reason"], "FAIL"))
+    entries += [("Incident", incident, "FAIL") for incident in figures["incidents"]]
+    for threshold in figures["thresholds"]:
+        value = "no samples" if threshold["value"] is None else repr(threshold["value"])
+        entries.append(
+            (
+                f"{threshold['metric']}: {threshold['expression']}",
+                value,
+                "pass" if threshold["ok"] else "FAIL",
+            )
+        )
+    outcome = figures["outcome"]
+    if outcome is None:
+        return [*entries, ("Verdict", "pending (the run is not over)", "")]
+    passed = "pass" if outcome["exit_code"] == exitcodes.OK else "FAIL"
+    return [
+        *entries,
+        ("Verdict", f"{outcome['verdict']} (exit {outcome['exit_code']})", passed),
+        ("Summary (JSON)", outcome["summary_json"], ""),
+        ("Summary (text)", outcome["summary_text"], ""),
+    ]
+
+
+def table_rows(figures: dict[str, Any]) -> list[dict[str, str]]:
+    """The tab's rows for Locust's extended table; ``name`` (hidden) is the order Locust sorts by."""
+    return [
+        {"name": f"{index:03d}", "figure": figure, "value": value, "status": status}
+        for index, (figure, value, status) in enumerate(_entries(figures))
+    ]
+
+
+def _offer_in_start_form(parser: Any, **_: Any) -> None:
+    """Locust's start form shows the options whose actions carry include_in_web_ui; an argument
+    group's add_argument does not set it, so the harness's form options are marked here."""
+    for action in parser._actions:
+        if action.dest in FORM_OPTIONS:
+            action.include_in_web_ui = True
+
+
+def _summary_file(environment: Any, kind: str) -> Response:
+    storm: Storm | None = getattr(environment, "certctl_storm", None)
+    if kind not in SUMMARY_KINDS or storm is None or storm.outcome is None:
+        abort(404)
+    name = Path(getattr(storm.outcome, SUMMARY_KINDS[kind])).name
+    return send_from_directory(storm.config.results_dir.resolve(), name, max_age=0)
+
+
+def install_web_ui(environment: Any, web_ui: Any) -> gevent.Greenlet:
+    """Add the certctl tab, its routes and its start-form options to Locust's web UI; returns the
+    greenlet sampling the offered rate."""
+    environment.events.init_command_line_parser.add_listener(_offer_in_start_form)
+    sampler = RateSampler(environment)
+    sampling = gevent.spawn(sampler.run)
+    sampling.link_exception(greenlet_exception_logger(logger))
+    web_ui.template_args.update(
+        extended_tabs=[{"title": "certctl storm", "key": TAB_KEY}],
+        extended_tables=[
+            {
+                "key": TAB_KEY,
+                "structure": [
+                    {"key": "figure", "title": "Figure"},
+                    {"key": "value", "title": "Value"},
+                    {"key": "status", "title": "Status"},
+                ],
+            }
+        ],
+        extended_csv_files=[
+            {"href": SUMMARY_HREF.format(kind="json"), "title": "certctl summary of the last run (JSON)"},
+            {"href": SUMMARY_HREF.format(kind="txt"), "title": "certctl summary of the last run (text)"},
+        ],
+    )
+    base_path = getattr(environment.parsed_options, "web_base_path", "") or ""
+    blueprint = Blueprint("certctl", __name__, url_prefix=f"{base_path}/certctl")
+
+    @blueprint.route("/live")
+    @web_ui.auth_required_if_enabled
+    def live() -> Response:
+        return jsonify(live_figures(environment, sampler, time.time()))
+
+    @blueprint.route("/summary.<kind>")
+    @web_ui.auth_required_if_enabled
+    def summary(kind: str) -> Response:
+        return _summary_file(environment, kind)
+
+    web_ui.app.register_blueprint(blueprint)
+
+    @web_ui.app.after_request
+    def add_tab_rows(response: Response) -> Response:
+        if request.endpoint != "locust.request_stats" or response.status_code != 200:
+            return response
+        report = response.get_json()
+        rows = table_rows(live_figures(environment, sampler, time.time()))
+        report["extended_stats"] = [{"key": TAB_KEY, "data": rows}]
+        storm: Storm | None = getattr(environment, "certctl_storm", None)
+        if storm is not None and storm.outcome is None and report.get("state") in _UNJUDGED_STOP_STATES:
+            # The page polls only while a test spawns or runs: until the run is judged (a master
+            # first waits for its workers) it is told "running", so the verdict reaches the tab.
+            report["state"] = STATE_RUNNING
+        response.set_data(json.dumps(report))
+        return response
+
+    return sampling

@@ -1,0 +1,477 @@
+"""The certctl tab in Locust's web UI: the offered-rate meter, and a real storm started and judged from a
+headless Chromium (Debian's ``chromium`` driven by Playwright) against the reference target."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+from flask import Blueprint, Flask, jsonify
+from flask.testing import FlaskClient
+from locust.argument_parser import get_empty_argument_parser
+from locust.event import EventHook
+from playwright.sync_api import Page, Response, sync_playwright
+from storm import LOCUSTFILE, ROOT, beats_by_agent, heartbeats, read_request_log
+from target_process import running_target
+from werkzeug.test import TestResponse
+
+from certctl_load import exitcodes
+from certctl_load.config import resolve_config
+from certctl_load.finalize import Outcome
+from certctl_load.options import add_options
+from certctl_load.schedule import expected_beats
+from certctl_load.storm import Storm
+from certctl_load.webui import FORM_OPTIONS, OfferedRate, install_web_ui
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+FLEET = 200
+INTERVAL_S = 2.0
+RUN_TIME_S = 12
+TARGET_RATE = FLEET / INTERVAL_S
+TAB = "certctl storm"
+
+
+# The offered-rate meter ---------------------------------------------------------------------------
+
+
+def feed(meter: OfferedRate, times: list[float], count_at: Callable[[float], float]) -> None:
+    for t in times:
+        meter.observe(t, count_at(t))
+
+
+def ticks(start: float, end: float, step: float = 0.25) -> list[float]:
+    return [start + i * step for i in range(int((end - start) / step) + 1)]
+
+
+def test_a_steady_count_gives_its_rate():
+    meter = OfferedRate()
+    feed(meter, ticks(0, 20), lambda t: 100 * t)
+    assert meter.rate(20) == pytest.approx(100)
+
+
+def test_a_count_merged_in_bursts_gives_the_true_rate_without_a_saw_tooth():
+    """A master merges each worker report (3 s of beats at 100/s) when it arrives, a little late."""
+    arrivals = [3 * k + 0.1 * (k % 3) for k in range(1, 10)]
+    meter = OfferedRate()
+    for t in ticks(0, 28):
+        meter.observe(t, 300 * sum(1 for a in arrivals if a <= t))
+        if t >= 10:
+            assert meter.rate(t) == pytest.approx(100, rel=0.1), t
+
+
+def test_the_rate_falls_to_zero_once_the_count_stops():
+    meter = OfferedRate()
+    feed(meter, ticks(0, 30), lambda t: 100 * min(t, 10))
+    assert meter.rate(12) < 90
+    assert meter.rate(30) == 0
+
+
+def test_no_rate_before_the_count_has_moved_twice():
+    meter = OfferedRate()
+    feed(meter, ticks(0, 5), lambda t: 0 if t < 4.9 else 50)
+    assert meter.rate(5) == 0
+
+
+# The tab's routes on a bare Flask app ------------------------------------------------------------
+
+TOKEN = "route-secret-7f3a9c"
+
+
+@dataclass
+class Tab:
+    client: FlaskClient
+    environment: SimpleNamespace
+    web_ui: SimpleNamespace
+    locust_stats: dict[str, Any]
+
+    def get(self, path: str) -> TestResponse:
+        return self.client.get(path)
+
+    def new_storm(self) -> Storm:
+        self.environment.certctl_storm = Storm(self.environment.certctl_config)
+        return self.environment.certctl_storm
+
+
+@pytest.fixture
+def tab(tmp_path: Path) -> Iterator[Tab]:
+    """install_web_ui on a bare Flask app, Locust's /stats/requests standing in with a settable state."""
+    app = Flask(__name__)
+    locust = Blueprint("locust", __name__)
+    locust_stats: dict[str, Any] = {"state": "running", "user_count": 10}
+    locust.add_url_rule("/stats/requests", "request_stats", lambda: jsonify(locust_stats))
+    app.register_blueprint(locust)
+    options = SimpleNamespace(
+        fleet_size="10",
+        heartbeat_interval="2s",
+        run_time=6,
+        results_dir=str(tmp_path / "results"),
+        web_base_path="",
+    )
+    environment = SimpleNamespace(
+        events=SimpleNamespace(init_command_line_parser=EventHook()),
+        parsed_options=options,
+        certctl_config=resolve_config(options, {"CERTCTL_TOKEN": TOKEN}, "http://127.0.0.1:9"),
+    )
+    web_ui = SimpleNamespace(app=app, template_args={}, auth_required_if_enabled=lambda view: view)
+    sampling = install_web_ui(environment, web_ui)
+    try:
+        yield Tab(app.test_client(), environment, web_ui, locust_stats)
+    finally:
+        sampling.kill()
+
+
+def finish(storm: Storm, exit_code: int) -> None:
+    """Write both summaries in the results directory and set the outcome, as finalize does."""
+    results_dir = storm.config.results_dir
+    results_dir.mkdir(parents=True, exist_ok=True)
+    json_path, text_path = results_dir / "summary-agent-storm.json", results_dir / "summary-agent-storm.txt"
+    json_path.write_text('{"metrics": {}}\n')
+    text_path.write_text("summary\n")
+    storm.outcome = Outcome(exit_code, [], 1, str(json_path), str(text_path))
+
+
+def test_the_page_gets_the_tab_its_table_and_the_summary_links(tab):
+    args = tab.web_ui.template_args
+    assert args["extended_tabs"] == [{"title": "certctl storm", "key": "certctl"}]
+    assert [column["key"] for column in args["extended_tables"][0]["structure"]] == [
+        "figure",
+        "value",
+        "status",
+    ]
+    assert [link["href"] for link in args["extended_csv_files"]] == [
+        "./certctl/summary.json",
+        "./certctl/summary.txt",
+    ]
+
+
+def test_the_start_form_offers_the_fleet_the_interval_and_the_scenario():
+    parser = get_empty_argument_parser()
+    add_options(parser)
+    harness = {"scenario", "fleet_size", "heartbeat_interval", "results_dir", "insecure", "ca_bundle"}
+    assert not harness & set(parser.args_included_in_web_ui)  # an argument group hides them from the form
+    hook = EventHook()
+    environment = SimpleNamespace(events=SimpleNamespace(init_command_line_parser=hook), parsed_options=None)
+    web_ui = SimpleNamespace(
+        app=Flask(__name__), template_args={}, auth_required_if_enabled=lambda view: view
+    )
+    install_web_ui(environment, web_ui).kill()
+    hook.fire(parser=parser)
+    assert harness & set(parser.args_included_in_web_ui) == FORM_OPTIONS
+    assert {"scenario", "fleet_size", "heartbeat_interval"} == FORM_OPTIONS
+
+
+def test_before_any_run_the_live_figures_are_the_configuration(tab):
+    live = tab.get("/certctl/live").get_json()
+    assert live == {
+        "state": "idle",
+        "scenario": "agent_storm",
+        "fleet_size": 10,
+        "heartbeat_interval_s": 2.0,
+        "duration_s": 6.0,
+        "target_rate": 5.0,
+    }
+
+
+def test_the_stats_poll_carries_the_tab_rows_and_keeps_polling_until_the_run_is_judged(tab):
+    storm = tab.new_storm()
+    tab.locust_stats["state"] = "stopped"  # the runner has stopped; the harness has not judged yet
+    report = tab.get("/stats/requests").get_json()
+    assert report["state"] == "running"
+    assert report["user_count"] == 10
+    [extended] = report["extended_stats"]
+    rows = {row["figure"]: row["value"] for row in extended["data"]}
+    assert extended["key"] == "certctl"
+    assert rows["Verdict"] == "pending (the run is not over)"
+    assert [row["name"] for row in extended["data"]] == sorted(row["name"] for row in extended["data"])
+
+    finish(storm, exitcodes.OK)
+    report = tab.get("/stats/requests").get_json()
+    assert report["state"] == "stopped"
+    rows = {row["figure"]: (row["value"], row["status"]) for row in report["extended_stats"][0]["data"]}
+    assert rows["Verdict"] == ("passed (exit 0)", "pass")
+    assert rows["Summary (JSON)"] == ("./certctl/summary.json", "")
+
+
+def test_the_summary_routes_serve_only_the_last_runs_files_in_the_results_directory(tab, tmp_path):
+    storm = tab.new_storm()
+    assert tab.get("/certctl/summary.json").status_code == 404  # the run is not over
+    finish(storm, exitcodes.THRESHOLDS_CROSSED)
+    json_file = tab.get("/certctl/summary.json")
+    assert (json_file.status_code, json_file.mimetype, json_file.get_json()) == (
+        200,
+        "application/json",
+        {"metrics": {}},
+    )
+    assert tab.get("/certctl/summary.txt").text == "summary\n"
+    assert tab.get("/certctl/summary.yaml").status_code == 404
+    outside = tmp_path / "outside.json"
+    outside.write_text("{}")
+    storm.outcome = replace(storm.outcome, json_path=str(outside))
+    assert tab.get("/certctl/summary.json").status_code == 404
+
+
+def test_the_token_reaches_no_route_and_no_page_argument(tab):
+    storm = tab.new_storm()
+    bodies = [tab.get("/certctl/live").text, tab.get("/stats/requests").text]
+    finish(storm, exitcodes.INTERRUPTED)
+    bodies += [tab.get(path).text for path in ("/certctl/live", "/stats/requests", "/certctl/summary.json")]
+    bodies.append(json.dumps(tab.web_ui.template_args))
+    assert [body for body in bodies if TOKEN in body] == []
+    assert tab.environment.certctl_config.token == TOKEN
+
+
+# A storm run from the browser ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def poll(condition: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.25) -> Any:
+    """condition()'s first truthy value, checked every ``every_s`` for at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(every_s)
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+@contextmanager
+def locust_ui(target_url: str, workdir: Path, token: str) -> Iterator[str]:
+    """``locust`` in web-UI mode on a free loopback port, CERTCTL_TOKEN=token; yields the UI's URL."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", target_url,
+        "--web-host", "127.0.0.1", "--web-port", str(port),
+        "--results-dir", str(workdir / "results"), "--skip-preflight",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "K6_", "CERTCTL_"))}
+    env["CERTCTL_TOKEN"] = token
+    url = f"http://127.0.0.1:{port}"
+    with open(workdir / "locust.log", "wb") as log:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+        )
+        try:
+
+            def ready() -> bool:
+                assert process.poll() is None, (workdir / "locust.log").read_text()[-3000:]
+                try:
+                    return http_get(f"{url}/certctl/live")[0] == 200
+                except OSError:
+                    return False
+
+            poll(ready, 60, "the web UI")
+            yield url
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def tab_table(page: Page) -> dict[str, tuple[str, str]]:
+    """The certctl tab's rows: figure -> (value, status)."""
+    rows = page.eval_on_selector_all(
+        "table tbody tr", "rows => rows.map(row => [...row.cells].map(cell => cell.innerText.trim()))"
+    )
+    return {row[0]: (row[1], row[2]) for row in rows if len(row) == 3}
+
+
+def value(table: dict[str, tuple[str, str]], figure: str) -> str | None:
+    return table.get(figure, (None, ""))[0]
+
+
+def offered_rate(table: dict[str, tuple[str, str]]) -> float:
+    """The "Offered rate (last N s)" figure in requests per second; NaN when it shows none."""
+    text = next((v for name, (v, _) in table.items() if name.startswith("Offered rate")), "")
+    number = text.removesuffix(" /s")
+    return float(number) if number.replace(".", "", 1).isdigit() else float("nan")
+
+
+def start_run(page: Page, fleet: int, interval_s: float, run_time_s: int) -> Response:
+    """Fill the start form (the harness's options and the run time), start; returns /swarm's response."""
+    page.get_by_text("Custom parameters").click()
+    page.fill("input[name=fleetSize]", str(fleet))
+    page.fill("input[name=heartbeatInterval]", f"{interval_s:g}s")
+    page.get_by_text("Advanced options").click()
+    page.fill("input[name=runTime]", f"{run_time_s}s")
+    with page.expect_response("**/swarm") as swarm:
+        page.click("button[type=submit]")
+    assert swarm.value.json()["success"] is True
+    page.get_by_role("tab", name=TAB).click()
+    return swarm.value
+
+
+def tab_when(
+    page: Page, condition: Callable[[dict[str, tuple[str, str]]], bool], timeout_s: float, what: str
+):
+    """The tab's table once ``condition`` holds for it (polled)."""
+
+    def check() -> dict[str, tuple[str, str]] | None:
+        table = tab_table(page)
+        return table if condition(table) else None
+
+    return poll(check, timeout_s, what)
+
+
+def judged(table: dict[str, tuple[str, str]]) -> bool:
+    return value(table, "Run") == "finished" and "Summary (JSON)" in table
+
+
+@pytest.fixture
+def chromium_page(tmp_path: Path) -> Iterator[Page]:
+    """A page in Debian's headless Chromium that may reach only 127.0.0.1."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"Chromium is not installed ({CHROMIUM}; Debian package: chromium)")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 1500},
+        )
+        context.route(
+            "**/*",
+            lambda route: (
+                route.continue_() if urlsplit(route.request.url).hostname == "127.0.0.1" else route.abort()
+            ),
+        )
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def test_storms_started_from_the_web_ui_run_live_and_are_judged(tmp_path, chromium_page):
+    page = chromium_page
+    token = f"webui-secret-{uuid.uuid4().hex}"
+    log_path = tmp_path / "requests.jsonl"
+    with (
+        running_target("--fleet-size", str(FLEET), "--token", token, request_log=log_path) as target,
+        locust_ui(target.url, tmp_path, token) as url,
+    ):
+        assert http_get(f"{url}/certctl/summary.json")[0] == 404  # no run has finished yet
+        assert http_get(f"{url}/certctl/summary.yaml")[0] == 404  # and it serves nothing else
+        page.goto(url)
+
+        # The start form offers the harness's options, never a token.
+        page.wait_for_selector("input[name=fleetSize]", state="attached")
+        names = page.eval_on_selector_all("form input", "inputs => inputs.map(i => i.name + ':' + i.type)")
+        assert {"fleetSize:text", "heartbeatInterval:text", "scenario:text"} <= set(names)
+        assert not [n for n in names if "token" in n.lower() or n.endswith(":password")]
+        swarm_response = start_run(page, FLEET, INTERVAL_S, RUN_TIME_S)
+
+        # Live: the whole fleet runs and offers its rate.
+        table = tab_when(
+            page,
+            lambda t: (
+                value(t, "Run") == "running"
+                and value(t, "Agents running") == str(FLEET)
+                and abs(offered_rate(t) - TARGET_RATE) <= 0.02 * TARGET_RATE
+            ),
+            RUN_TIME_S,
+            "all agents running at the target rate, on the tab",
+        )
+        page.screenshot(path=tmp_path / "certctl-tab-live.png", full_page=True)
+        assert value(table, "Fleet size") == str(FLEET)
+        assert value(table, "Heartbeat interval") == f"{INTERVAL_S:g} s"
+        assert value(table, "Run time") == f"{RUN_TIME_S} s"
+        assert value(table, "Target heartbeat rate") == f"{TARGET_RATE:.2f} /s"
+        assert value(table, "Verdict") == "pending (the run is not over)"
+        thresholds = {name: row for name, row in table.items() if name.startswith("http_req_")}
+        assert set(thresholds) == {
+            "http_req_duration{scenario:agent_storm}: p(99)<1000",
+            "http_req_duration{scenario:agent_storm}: p(95)<500",
+            "http_req_failed{scenario:agent_storm}: rate<0.001",
+        }
+        assert all(status == "pass" and float(v) >= 0 for v, status in thresholds.values())
+
+        # The run ends by the harness's schedule (not cut at the form's run time) and is judged.
+        table = tab_when(page, judged, RUN_TIME_S + 60, "the verdict on the tab")
+        page.screenshot(path=tmp_path / "certctl-tab-verdict.png", full_page=True)
+        assert table["Verdict"] == ("passed (exit 0)", "pass")
+        beats = expected_beats(FLEET, INTERVAL_S, RUN_TIME_S)
+        assert value(table, "Heartbeats sent") == str(beats)
+        log = read_request_log(log_path)
+        assert len(heartbeats(log)) == beats
+        assert len(beats_by_agent(log)) == FLEET
+
+        # The summary links serve this run's summaries from the results directory.
+        summary_url = urljoin(f"{url}/", value(table, "Summary (JSON)"))
+        summary = page.request.get(summary_url).json()
+        assert summary["metrics"]["http_reqs"]["values"]["count"] == beats
+        assert summary == json.loads((tmp_path / "results" / "summary-agent-storm.json").read_text())
+        text = page.request.get(urljoin(f"{url}/", value(table, "Summary (text)"))).text()
+        assert text == (tmp_path / "results" / "summary-agent-storm.txt").read_text()
+        page.get_by_role("tab", name="Download Data").click()
+        link = page.get_by_role("link", name="certctl summary of the last run (JSON)")
+        assert urljoin(f"{url}/", link.get_attribute("href")) == summary_url
+
+        # A second run, stopped from the UI, gets its own figures, verdict and summaries.
+        page.get_by_role("button", name="New").click()
+        start_run(page, FLEET // 2, 1.0, 60)
+        tab_when(
+            page,
+            lambda t: value(t, "Agents running") == str(FLEET // 2),
+            30,
+            "the second run's agents on the tab",
+        )
+        page.get_by_role("button", name="Stop").click()
+        table = tab_when(page, judged, 30, "the second run's verdict on the tab")
+        assert table["Verdict"] == ("interrupted (exit 105)", "FAIL")
+        second = page.request.get(summary_url).json()
+        assert second["metrics"]["http_reqs"]["values"]["count"] == int(value(table, "Heartbeats sent"))
+        assert second["metrics"]["vus_max"]["values"]["value"] == FLEET // 2
+
+        # The token reaches no page and no route.
+        pages = {
+            "DOM": page.content(),
+            "/swarm": swarm_response.text(),
+            **{path: http_get(f"{url}{path}")[1] for path in ("/", "/stats/requests", "/certctl/live")},
+            "summary.json": page.request.get(summary_url).text(),
+            "summary.txt": page.request.get(urljoin(f"{url}/", "./certctl/summary.txt")).text(),
+        }
+        assert [name for name, body in pages.items() if token in body] == []
