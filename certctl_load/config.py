@@ -56,6 +56,11 @@ class RunConfig:
         )
 
 
+def _given(value: Any) -> bool:
+    """An option counts as given unless absent or blank (the web UI's form sends blank fields)."""
+    return value is not None and str(value).strip() != ""
+
+
 def _env_flag(environ: Mapping[str, str], name: str) -> bool | None:
     raw = environ.get(name)
     if raw is None:
@@ -99,11 +104,13 @@ def resolve_config(options: Any, environ: Mapping[str, str], host: str | None) -
     fleet_size = scenario.fleet_size
     if environ.get("K6_AGENT_FLEET"):
         fleet_size = _positive_int(environ["K6_AGENT_FLEET"], "environment K6_AGENT_FLEET")
-    if getattr(options, "fleet_size", None) is not None:
+    if _given(getattr(options, "fleet_size", None)):
         fleet_size = _positive_int(options.fleet_size, "--fleet-size")
 
     interval = scenario.heartbeat_interval_s
     explicit_interval = getattr(options, "heartbeat_interval", None)
+    if not _given(explicit_interval):
+        explicit_interval = None
     if explicit_interval is not None:
         interval = _positive_seconds(explicit_interval, "--heartbeat-interval")
     if environ.get("K6_AGENT_RATE"):

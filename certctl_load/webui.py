@@ -15,6 +15,7 @@ import logging
 import time
 from collections import deque
 from itertools import pairwise
+from math import fsum
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,8 @@ _VERDICTS = {
 class OfferedRate:
     """Requests per second over the last few seconds, from a request count read at a steady cadence.
 
-    The rate runs from the first to the last change of the count in the window, so a count that grows
-    in bursts (a master merging worker reports) gives the true rate, not a saw-tooth.
+    The rate is the least-squares slope through the moments the count changed, so a count that grows
+    in bursts (a master merging each worker's report as it arrives) still gives the rate, not a saw-tooth.
     """
 
     def __init__(self, window_s: float = RATE_WINDOW_S) -> None:
@@ -67,17 +68,20 @@ class OfferedRate:
 
     def rate(self, now: float) -> float:
         """Requests per second; 0 until the count has changed twice in the window."""
-        changes = [
+        points = [
             (t, count)
             for (_, before), (t, count) in pairwise(self._samples)
             if count != before and t >= now - self.window_s
         ]
-        if len(changes) < 2:
+        if len(points) < 2:
             return 0.0
-        (first_t, first_count), (last_t, last_count) = changes[0], changes[-1]
-        cadence = max(b[0] - a[0] for a, b in pairwise(changes))
-        # A count that has stopped growing for longer than its usual cadence decays towards 0.
-        return (last_count - first_count) / (max(last_t, now - cadence) - first_t)
+        cadence = max(b[0] - a[0] for a, b in pairwise(points))
+        if now - points[-1][0] > cadence:  # it stopped growing for longer than usual: decay towards 0
+            points.append((now - cadence, points[-1][1]))
+        mean_t = fsum(t for t, _ in points) / len(points)
+        mean_count = fsum(count for _, count in points) / len(points)
+        covariance = fsum((t - mean_t) * (count - mean_count) for t, count in points)
+        return covariance / fsum((t - mean_t) ** 2 for t, _ in points)
 
 
 class RateSampler:

@@ -4,11 +4,18 @@ test) and ``pg_empty_dsn`` (a fresh database without tables)."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterator
+# Locust patches the standard library with gevent when it is imported, and the web UI tests
+# import it in-process: patch first, before any test module imports ssl (as Locust's docs ask
+# with `python -m gevent.monkey -m pytest`), or ssl recurses.
+from gevent import monkey
 
-import pytest
-from pgcluster import PgCluster, create_certctl_database, find_bindir, throwaway_cluster
+monkey.patch_all()
+
+import itertools  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+from pgcluster import PgCluster, create_certctl_database, find_bindir, throwaway_cluster  # noqa: E402
 
 CERTCTL_TEMPLATE = "certctl_template"
 _database_numbers = itertools.count(1)

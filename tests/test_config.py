@@ -190,3 +190,8 @@ def test_source_addresses_are_ip_addresses():
     )
     with pytest.raises(ConfigError, match="'localhost' is not an IP address"):
         resolve_config(options(source_addresses="127.0.0.2,localhost"), {}, None)
+
+
+def test_blank_options_from_the_web_form_count_as_not_given():
+    config = resolve_config(options(fleet_size="", heartbeat_interval=" "), {}, None)
+    assert (config.fleet_size, config.heartbeat_interval_s) == (5000, 30.0)

@@ -1,5 +1,6 @@
-"""The certctl tab in Locust's web UI: the offered-rate meter, and a real storm started and judged from a
-headless Chromium (Debian's ``chromium`` driven by Playwright) against the reference target."""
+"""The certctl tab in Locust's web UI: the offered-rate meter, the tab's routes on a bare Flask app, and
+real storms started, watched and judged in headless Chromium (Debian's ``chromium``, driven by
+Playwright) against the reference target."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from certctl_load.finalize import Outcome
 from certctl_load.options import add_options
 from certctl_load.schedule import expected_beats
 from certctl_load.storm import Storm
-from certctl_load.webui import FORM_OPTIONS, OfferedRate, install_web_ui
+from certctl_load.webui import FORM_OPTIONS, RATE_WINDOW_S, OfferedRate, install_web_ui
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -60,42 +61,41 @@ TAB = "certctl storm"
 # The offered-rate meter ---------------------------------------------------------------------------
 
 
-def feed(meter: OfferedRate, times: list[float], count_at: Callable[[float], float]) -> None:
-    for t in times:
+def rates(count_at: Callable[[float], float], end_s: float, step_s: float = 0.25) -> dict[float, float]:
+    """The meter's rate at each sample, the count read every ``step_s`` from 0 to ``end_s``."""
+    meter, seen = OfferedRate(), {}
+    for t in (i * step_s for i in range(int(end_s / step_s) + 1)):
         meter.observe(t, count_at(t))
+        seen[t] = meter.rate(t)
+    return seen
 
 
-def ticks(start: float, end: float, step: float = 0.25) -> list[float]:
-    return [start + i * step for i in range(int((end - start) / step) + 1)]
+def merged_count(t: float, phases: list[float], rate: float = 100, period_s: float = 3) -> float:
+    """A master's count: each worker's share of ``rate``, merged when its report arrives every period."""
+    share = rate / len(phases) * period_s
+    return sum(share * max(0, (t - phase) // period_s) for phase in phases)
 
 
 def test_a_steady_count_gives_its_rate():
-    meter = OfferedRate()
-    feed(meter, ticks(0, 20), lambda t: 100 * t)
-    assert meter.rate(20) == pytest.approx(100)
+    assert rates(lambda t: 100 * t, 20)[20] == pytest.approx(100)
 
 
-def test_a_count_merged_in_bursts_gives_the_true_rate_without_a_saw_tooth():
-    """A master merges each worker report (3 s of beats at 100/s) when it arrives, a little late."""
-    arrivals = [3 * k + 0.1 * (k % 3) for k in range(1, 10)]
-    meter = OfferedRate()
-    for t in ticks(0, 28):
-        meter.observe(t, 300 * sum(1 for a in arrivals if a <= t))
-        if t >= 10:
-            assert meter.rate(t) == pytest.approx(100, rel=0.1), t
+@pytest.mark.parametrize("phases", [[0.1], [0.4, 1.3], [0.2, 1.1, 2.45], [0.3, 0.9, 1.6, 2.2, 2.8]])
+def test_a_count_merged_in_bursts_gives_the_rate_without_a_saw_tooth(phases):
+    """Workers report every 3 s, each at its own phase; the rate holds between the master's merges."""
+    seen = rates(lambda t: merged_count(t, phases), 40)
+    assert all(rate == pytest.approx(100, rel=0.05) for t, rate in seen.items() if t >= 12)
 
 
 def test_the_rate_falls_to_zero_once_the_count_stops():
-    meter = OfferedRate()
-    feed(meter, ticks(0, 30), lambda t: 100 * min(t, 10))
-    assert meter.rate(12) < 90
-    assert meter.rate(30) == 0
+    seen = rates(lambda t: 100 * min(t, 10), 30)
+    assert seen[10] == pytest.approx(100)
+    assert seen[10] > seen[12] > seen[14] > seen[16] > 0
+    assert seen[10 + RATE_WINDOW_S] == 0
 
 
 def test_no_rate_before_the_count_has_moved_twice():
-    meter = OfferedRate()
-    feed(meter, ticks(0, 5), lambda t: 0 if t < 4.9 else 50)
-    assert meter.rate(5) == 0
+    assert rates(lambda t: 0 if t < 4.9 else 50, 5)[5] == 0
 
 
 # The tab's routes on a bare Flask app ------------------------------------------------------------
