@@ -28,6 +28,8 @@ CONNECT_LEAD_PER_AGENT_S = 0.0001
 def schedule_lead(agents: int, minimum: float = SCHEDULE_LEAD_S) -> float:
     """How long after the fleet is spawned its schedule starts, for ``agents`` in one process."""
     return max(minimum, agents * CONNECT_LEAD_PER_AGENT_S)
+
+
 # k6's gracefulStop: requests in flight at the end of the run get this long to finish.
 GRACEFUL_STOP_S = 30.0
 
