@@ -103,7 +103,7 @@ class CertctlAgent(User):
         self.storm: Storm = environment.certctl_storm
         self.grant: AgentGrant | None = None
         self.loops: list[CallLoop] = []
-        self._side_greenlets: list[gevent.Greenlet] = []
+        self._side_greenlets: tuple[gevent.Greenlet, ...] = ()
 
     def _join_fleet(self) -> None:
         storm = self.storm
@@ -120,7 +120,7 @@ class CertctlAgent(User):
             self.loops.append(CallLoop(storm, recorder, schedule, request, first_slot, source))
         for loop in self.loops:
             loop.connection.warm_up()
-        self._side_greenlets = [gevent.spawn(loop.run_forever) for loop in self.loops[1:]]
+        self._side_greenlets = tuple(gevent.spawn(loop.run_forever) for loop in self.loops[1:])
 
     def wait_time(self) -> float:
         """Seconds until the first call's next slot (Locust can kill the user during this wait)."""

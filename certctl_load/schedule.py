@@ -13,7 +13,7 @@ from dataclasses import dataclass
 LATE_AFTER_S = 0.010
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AgentSchedule:
     """One agent's slots: ``start + k*interval`` for every k with a slot before ``end``."""
 
