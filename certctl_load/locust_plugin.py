@@ -17,6 +17,7 @@ import gevent
 from locust import LoadTestShape, events
 from locust.runners import MasterRunner, WorkerRunner
 
+from certctl_load import exitcodes
 from certctl_load.abort import CHECK_EVERY_S, abort_reason
 from certctl_load.config import RunConfig, resolve_config
 from certctl_load.diagnosis import early_stop_reason
@@ -85,16 +86,23 @@ def _on_init(environment: Any, runner: Any, **_: Any) -> None:
     if environment.web_ui is not None:
         install_web_ui(environment, environment.web_ui)
     if environment.parsed_options.headless:
-        # With a shape, Locust installs its own SIGTERM handler only after the run: until then
-        # SIGTERM (docker stop, a CI timeout) would kill the process with no summary.
-        gevent.signal_handler(signal.SIGTERM, _on_sigterm, environment)
+        # With a shape, Locust installs its SIGTERM handler only after the run: until then SIGTERM
+        # (docker stop, a CI timeout) would kill the process with no summary. Ctrl-C is handled the
+        # same way, in a greenlet of its own, so it never lands inside an agent's request.
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signal_number, _on_stop_signal, environment, signal_number)
 
 
-def _on_sigterm(environment: Any) -> None:
-    logger.info("SIGTERM: stopping the storm and writing the summaries")
+def _on_stop_signal(environment: Any, signal_number: int) -> None:
     storm: Storm | None = getattr(environment, "certctl_storm", None)
+    if storm is not None and storm.interrupted:
+        logger.error("%s again: exiting at once", signal.Signals(signal_number).name)
+        os._exit(exitcodes.INTERRUPTED)
+    logger.info("%s: stopping the storm and writing the summaries", signal.Signals(signal_number).name)
     if storm is not None:
         storm.interrupted = True
+    else:
+        environment.process_exit_code = exitcodes.INTERRUPTED
     environment.runner.quit()
 
 
@@ -320,6 +328,7 @@ def _on_quitting(environment: Any, **_: Any) -> None:
             hand_over_on_exit(storm, runner)
         environment.process_exit_code = 0
         return
+    _on_test_stopping(environment)  # Ctrl-C can reach here before Locust stops the users
     _finish(environment, interrupted=True)
     storm = getattr(environment, "certctl_storm", None)
     if storm is not None and storm.outcome is not None:
