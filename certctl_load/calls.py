@@ -52,6 +52,11 @@ def heartbeat_call(interval_s: float) -> CallSpec:
     return CallSpec(HEARTBEAT, "POST", "/api/v1/agents/{id}/heartbeat", SEED_METADATA, interval_s)
 
 
+def heartbeat_interval(calls: Sequence[CallSpec]) -> float:
+    """The heartbeat call's interval (the first call's, for a profile without a heartbeat)."""
+    return next((call.interval_s for call in calls if call.name == HEARTBEAT), calls[0].interval_s)
+
+
 def parse_calls(value: Any, source: str) -> tuple[CallSpec, ...]:
     """A scenario's ``calls`` list; every error names the call and the offending value."""
     if not isinstance(value, list) or not value:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from certctl_load.calls import HEARTBEAT, CallSpec, offered_rate, with_interval
+from certctl_load.calls import HEARTBEAT, CallSpec, heartbeat_interval, offered_rate, with_interval
 from certctl_load.durations import parse_duration_seconds
 from certctl_load.errors import ConfigError
 from certctl_load.httpclient import Endpoint, parse_endpoint
@@ -35,7 +35,6 @@ class RunConfig:
     endpoint: Endpoint
     token: str
     fleet_size: int
-    heartbeat_interval_s: float
     duration_s: float
     results_dir: Path
     insecure: bool
@@ -43,6 +42,10 @@ class RunConfig:
     skip_preflight: bool
     calls: tuple[CallSpec, ...]
     source_addresses: tuple[str, ...] = ()
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        return heartbeat_interval(self.calls)
 
     @property
     def offered_rate(self) -> float:
@@ -160,7 +163,6 @@ def resolve_config(options: Any, environ: Mapping[str, str], host: str | None) -
         endpoint=endpoint,
         token=token,
         fleet_size=fleet_size,
-        heartbeat_interval_s=interval,
         duration_s=duration,
         results_dir=results_dir,
         insecure=insecure,

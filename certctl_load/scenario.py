@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from certctl_load.calls import HEARTBEAT, CallSpec, heartbeat_call, parse_calls
+from certctl_load.calls import CallSpec, heartbeat_call, heartbeat_interval, parse_calls
 from certctl_load.durations import parse_duration_seconds
 from certctl_load.errors import ConfigError
 from certctl_load.fleet import DEFAULT_ID_PREFIX
@@ -31,7 +31,6 @@ class Scenario:
     name: str
     fleet_size: int
     id_prefix: str
-    heartbeat_interval_s: float
     duration_s: float
     summary_trend_stats: tuple[str, ...]
     thresholds: tuple[Threshold, ...]
@@ -39,7 +38,11 @@ class Scenario:
     connection: str
     request_timeout_s: float
     source: str
-    calls: tuple[CallSpec, ...] = ()
+    calls: tuple[CallSpec, ...]
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        return heartbeat_interval(self.calls)
 
     @property
     def file_stem(self) -> str:
@@ -132,7 +135,6 @@ def parse_scenario(document: Any, source: str) -> Scenario:
                 "(a call's own 'interval' sets its cadence)"
             )
         calls = parse_calls(values["calls"], source)
-        interval = next((c.interval_s for c in calls if c.name == HEARTBEAT), calls[0].interval_s)
     spec = values["thresholds"]
     if not isinstance(spec, Mapping):
         raise bad("thresholds")
@@ -144,7 +146,6 @@ def parse_scenario(document: Any, source: str) -> Scenario:
         name=name,
         fleet_size=fleet_size,
         id_prefix=id_prefix,
-        heartbeat_interval_s=interval,
         duration_s=duration,
         summary_trend_stats=tuple(stats),
         thresholds=tuple(thresholds),
