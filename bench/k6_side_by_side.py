@@ -37,7 +37,7 @@ from common import (
 from certctl_load.scenario import default_scenario_path
 from certctl_load.target.process import start_target
 
-DEFAULT_K6_SCRIPT = Path("/work/shared/reference/agent_storm.k6.js")
+DEFAULT_K6_SCRIPT = Path(__file__).resolve().parents[2] / "shared" / "reference" / "agent_storm.k6.js"
 # Start-up, spawning and the 30 s graceful stop on top of the run.
 TIMEOUT_MARGIN_S = 120.0
 _PROBE_INTERVAL_S = 30.0
