@@ -44,6 +44,7 @@ from certctl_load.preflight import run_preflight
 from certctl_load.recorder import Recorder
 from certctl_load.results import ensure_writable_dir
 from certctl_load.storm import AgentGrant, Storm, schedule_lead
+from certctl_load.user_stop import restore_final_counts, stop_all_users
 from certctl_load.webui import install_web_ui
 
 logger = logging.getLogger("certctl_load")
@@ -302,9 +303,9 @@ def _finish(environment: Any, *, interrupted: bool) -> None:
     environment.process_exit_code = storm.outcome.exit_code
 
 
-@events.test_stopping.add_listener
-def _on_test_stopping(environment: Any, **_: Any) -> None:
-    """Before Locust kills the users: no new beat, and those in flight finish and are counted."""
+def _drain(environment: Any) -> None:
+    """No new beat, and those in flight finish and are counted (not on a worker: the master
+    drains the whole fleet before it stops the workers)."""
     storm: Storm | None = getattr(environment, "certctl_storm", None)
     if isinstance(environment.runner, WorkerRunner) or storm is None or storm.outcome is not None:
         return
@@ -312,9 +313,18 @@ def _on_test_stopping(environment: Any, **_: Any) -> None:
     wait_until_drained(storm, 5.0)
 
 
+@events.test_stopping.add_listener
+def _on_test_stopping(environment: Any, **_: Any) -> None:
+    """Before Locust stops the users: drain, then stop them all from this greenlet."""
+    _drain(environment)
+    environment.certctl_final_user_counts = stop_all_users(environment.runner)
+
+
 @events.test_stop.add_listener
 def _on_test_stop(environment: Any, **_: Any) -> None:
-    if not isinstance(environment.runner, WorkerRunner):
+    runner = environment.runner
+    restore_final_counts(runner, getattr(environment, "certctl_final_user_counts", None))
+    if not isinstance(runner, WorkerRunner):
         _finish(environment, interrupted=False)
 
 
@@ -328,7 +338,7 @@ def _on_quitting(environment: Any, **_: Any) -> None:
             hand_over_on_exit(storm, runner)
         environment.process_exit_code = 0
         return
-    _on_test_stopping(environment)  # Ctrl-C can reach here before Locust stops the users
+    _drain(environment)  # Ctrl-C can reach here before Locust stops the users
     _finish(environment, interrupted=True)
     storm = getattr(environment, "certctl_storm", None)
     if storm is not None and storm.outcome is not None:

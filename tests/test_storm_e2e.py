@@ -42,6 +42,8 @@ def storm_run(tmp_path_factory):
             f"{RUN_TIME}s",
             "--csv",
             str(workdir / "locust"),
+            "--html",
+            str(workdir / "report.html"),
         )
     return run, read_request_log(log_path), workdir
 
@@ -99,6 +101,13 @@ def test_locusts_own_statistics_agree(storm_run):
         rows = {row["Name"]: row for row in csv.DictReader(handle)}
     assert int(rows["heartbeat"]["Request Count"]) == len(heartbeats(log))
     assert int(rows["heartbeat"]["Failure Count"]) == 0
+
+
+def test_locusts_html_report_counts_the_whole_fleet(storm_run):
+    # The harness stops the users itself before Locust would; the report keeps their count.
+    _, _, workdir = storm_run
+    report = (workdir / "report.html").read_text()
+    assert '"per_class": {"CertctlAgent": {"ratio": 1.0' in report
 
 
 def write_scenario(tmp_path, thresholds: str) -> str:
