@@ -194,9 +194,9 @@ def summary_reported(path: Path) -> Reported | None:
     return Reported(int(requests), trend.get("med", 0.0), trend.get("p(95)", 0.0), trend.get("p(99)", 0.0))
 
 
-def read_server_view(log_path: Path, interval_s: float) -> ServerView:
-    """The heartbeats in the target's request log; per-second counts skip the first interval."""
-    log = read_request_log(log_path)
+def read_server_view(log_paths: Sequence[Path], interval_s: float) -> ServerView:
+    """The heartbeats in the targets' request logs; per-second counts skip the first interval."""
+    log = [record for path in log_paths for record in read_request_log(path)]
     beats = heartbeats(log)
     by_agent = beats_by_agent(log)
     gaps_by_agent = [[b - a for a, b in zip(t, t[1:], strict=False)] for t in by_agent.values()]

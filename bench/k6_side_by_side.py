@@ -10,6 +10,7 @@ the shared agent_storm.k6.js, written into a temporary directory at run time. Pr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
 import os
@@ -18,6 +19,7 @@ import resource
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -35,7 +37,7 @@ from common import (
 )
 
 from certctl_load.scenario import default_scenario_path
-from certctl_load.target.process import start_target
+from certctl_load.target.process import RunningTarget, start_target
 
 DEFAULT_K6_SCRIPT = Path(__file__).resolve().parents[2] / "shared" / "reference" / "agent_storm.k6.js"
 # Start-up, spawning and the 30 s graceful stop on top of the run.
@@ -54,6 +56,8 @@ class Row:
     interval_s: float
     processes: int = 1
     tls: bool = False  # HTTPS with a new connection per request
+    targets: int = 1  # reference target processes sharing one port (--reuse-port)
+    sources: int = 1  # harness source addresses, 127.0.0.1 upwards (--source-addresses)
     fixed_rate: float | None = None  # k6 and plain Locust baselines keep their row's rate
 
     @property
@@ -162,6 +166,8 @@ def _command(
             url, workdir / "results", fleet=row.fleet, interval_s=row.interval_s, run_time_s=run_time_s,
             processes=row.processes,
         )  # fmt: skip
+        if row.sources > 1:
+            command += ["--source-addresses", ",".join(f"127.0.0.{n}" for n in range(1, row.sources + 1))]
         if row.tls:
             scenario = workdir / "per-request.yaml"
             scenario.write_text(default_scenario_path().read_text() + "connection: per-request\n")
@@ -202,18 +208,32 @@ def _plain_locust_reported(workdir: Path) -> Reported | None:
     return None
 
 
+@contextlib.contextmanager
+def start_targets(args: list[str], request_logs: list[Path]) -> Iterator[list[RunningTarget]]:
+    """One reference target per request log; several share one port (``--reuse-port``), each with
+    its own open-files limit, the kernel spreading the connections over them."""
+    shared = ["--reuse-port"] if len(request_logs) > 1 else []
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(start_target([*args, *shared], request_log=request_logs[0]))
+        others = [
+            stack.enter_context(start_target([*args, *shared, "--port", str(first.port)], request_log=log))
+            for log in request_logs[1:]
+        ]
+        yield [first, *others]
+
+
 def run_row(row: Row, run_time_s: float, workdir: Path, k6_script: Path | None) -> Result:
-    """One run of ``row`` against a fresh target, measured and judged by the target's log."""
+    """One run of ``row`` against fresh targets, measured and judged by the targets' logs."""
     workdir.mkdir(parents=True)
-    log_path = workdir / "requests.jsonl"
+    log_paths = [workdir / f"requests-{n}.jsonl" for n in range(1, row.targets + 1)]
     target_args = ["--fleet-size", str(max(row.fleet, 1))] + (["--tls"] if row.tls else [])
-    with start_target(target_args, request_log=log_path) as target:
-        command, env = _command(row, target.url, workdir, run_time_s, k6_script)
+    with start_targets(target_args, log_paths) as targets:
+        command, env = _command(row, targets[0].url, workdir, run_time_s, k6_script)
         output = workdir / "output.log"
         usage = run_measured(
             command, env=env, cwd=workdir, output=output, timeout_s=run_time_s + TIMEOUT_MARGIN_S
         )
-        target_stderr = target.stderr()
+        target_stderr = "\n".join(target.stderr() for target in targets)
     if row.generator == "locust":
         reported = _plain_locust_reported(workdir)
     else:
@@ -223,7 +243,7 @@ def run_row(row: Row, run_time_s: float, workdir: Path, k6_script: Path | None) 
     return Result(
         row=row,
         usage=usage,
-        view=read_server_view(log_path, row.fleet / row.rate),
+        view=read_server_view(log_paths, row.fleet / row.rate),
         reported=reported,
         cpu_warning=None if row.generator == "k6" else cpu_warned(output),
         output=output,
@@ -326,17 +346,24 @@ def machine_limits() -> list[str]:
     return [
         f"open files per process: soft {soft}, hard {hard} (children get the hard one)",
         f"ephemeral ports per (source address, target address:port): {high - low + 1} ({low}-{high})",
-        "one reference target process holds one descriptor per keep-alive agent connection",
+        "a reference target process holds one descriptor per keep-alive agent connection it serves",
     ]
 
 
-def probe(bench: Bench, sizes: list[int]) -> None:
-    """Largest keep-alive fleet with two Locust processes, one 127.0.0.1 source address, one target."""
-    print(f"\nprobe: largest fleet, harness --processes {_PROBE_PROCESSES}, every {_PROBE_INTERVAL_S:g} s")
+def probe(bench: Bench, sizes: list[int], targets: int, sources: int) -> None:
+    """Largest keep-alive fleet with two Locust processes, ``sources`` source addresses and
+    ``targets`` target processes on one port."""
+    print(
+        f"\nprobe: largest fleet, harness --processes {_PROBE_PROCESSES} from {sources} source "
+        f"address(es), {targets} target process(es), every {_PROBE_INTERVAL_S:g} s"
+    )
     print(HEADER, SEPARATOR, sep="\n")
     largest_ok = None
     for size in sizes:
-        row = Row(f"probe-{size}", "harness", size, _PROBE_INTERVAL_S, processes=_PROBE_PROCESSES)
+        row = Row(
+            f"probe-{size}", "harness", size, _PROBE_INTERVAL_S, processes=_PROBE_PROCESSES,
+            targets=targets, sources=sources,
+        )  # fmt: skip
         result, baseline = bench.measure(row)
         print(table_line(result, baseline), flush=True)
         if not healthy(result, bench.run_time_s):
@@ -377,6 +404,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "smallest first, until one fails (use --rows '' to probe only)",
     )  # fmt: skip
     parser.add_argument(
+        "--probe-targets", type=int, default=1, metavar="N",
+        help="reference target processes sharing the port in the probe (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--probe-sources", type=int, default=1, metavar="N",
+        help="source addresses the probe's harness connects from, 127.0.0.1 upwards (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
         "--k6-script",
         type=Path,
         default=DEFAULT_K6_SCRIPT,
@@ -409,7 +444,7 @@ def run_all(args: argparse.Namespace, workdir: Path) -> None:
         result, baseline = bench.measure(row)
         print(table_line(result, baseline), flush=True)
     if args.probe_largest:
-        probe(bench, args.probe_largest)
+        probe(bench, args.probe_largest, args.probe_targets, args.probe_sources)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 command, env=child_env(), cwd=workdir, output=output,
                 timeout_s=args.run_time + TIMEOUT_MARGIN_S,
             )  # fmt: skip
-        view = read_server_view(log_path, args.heartbeat_interval)
+        view = read_server_view([log_path], args.heartbeat_interval)
         reported = summary_reported(workdir / "results" / "summary-agent-storm.json")
         report(args, usage, view, reported)
         checks = acceptance(args, usage, view, reported)

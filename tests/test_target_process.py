@@ -42,6 +42,26 @@ def test_port_0_listens_on_a_free_port_and_says_where(tmp_path):
     assert f"cannot listen on 127.0.0.1:{target.port}" in str(failure.value)
 
 
+def test_reuse_port_lets_several_targets_share_a_port_and_its_connections(tmp_path):
+    logs = [tmp_path / "first.jsonl", tmp_path / "second.jsonl"]
+    shared = ("--fleet-size", "5", "--reuse-port")
+    with (
+        running_target(*shared, request_log=logs[0]) as first,
+        running_target(*shared, "--port", str(first.port), request_log=logs[1]) as second,
+    ):
+        assert second.port == first.port
+        served = 0
+        # The kernel hashes each new connection to one listener: within 200, both get some.
+        while served < 200 and not all(path.exists() and path.read_text() for path in logs):
+            conn = http.client.HTTPConnection("127.0.0.1", first.port, timeout=10)
+            conn.request("GET", "/health")
+            assert conn.getresponse().status == 200
+            conn.close()
+            served += 1
+    assert all(read_log(path) for path in logs), f"one target got none of {served} connections"
+    assert sum(len(read_log(path)) for path in logs) == served
+
+
 def test_the_request_log_has_a_flushed_line_per_request_while_running(tmp_path):
     log_path = tmp_path / "requests.jsonl"
     with running_target("--fleet-size", "3", request_log=log_path) as target:

@@ -92,6 +92,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="close keep-alive connections idle this long (default 60, as certctl)",
     )
+    listen.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="let several target processes listen on one port, the kernel spreading connections "
+        "over them (SO_REUSEPORT): each brings its own open-files limit",
+    )
     listen.add_argument("--request-log", metavar="FILE", help="write one JSON line per request to FILE")
     listen.add_argument(
         "--token",
@@ -286,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
             request_log=request_log,
             hold=stall.hold if stall else None,
             idle_timeout_s=args.idle_timeout,
+            reuse_port=args.reuse_port,
         )
         try:
             host, port = server.start()

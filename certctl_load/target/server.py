@@ -161,11 +161,31 @@ def _error_response(error: BadRequest) -> Response:
     return Response(error.status, text.encode(), [("Content-Type", "text/plain; charset=utf-8")])
 
 
+def _listen(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (SO_REUSEADDR, as gevent's own listeners)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class HttpServer:
     """Serves ``app`` on ``host``:``port`` (0: any free port), over TLS when ``ssl_context`` is given.
 
     ``hold``, when given, is called before each response is written (the stall window). Every
-    request, malformed ones included, gets a line in ``request_log``.
+    request, malformed ones included, gets a line in ``request_log``. With ``reuse_port``,
+    several servers (processes) may listen on one port and the kernel spreads the connections
+    over them (SO_REUSEPORT): each process brings its own open-files limit.
     """
 
     def __init__(
@@ -178,27 +198,33 @@ class HttpServer:
         request_log: RequestLog | None = None,
         hold: Callable[[], None] | None = None,
         idle_timeout_s: float = 60.0,
+        reuse_port: bool = False,
     ) -> None:
         self._app = app
         self._ssl_context = ssl_context
         self._request_log = request_log
         self._hold = hold
         self._idle_timeout_s = idle_timeout_s
-        self._stream = StreamServer((host, port), self._serve, backlog=BACKLOG)
+        self._address = (host, port)
+        self._reuse_port = reuse_port
+        self._stream: StreamServer | None = None
         self._stopping = False
         self._idle: set[Greenlet] = set()
         self._busy: set[Greenlet] = set()
 
     def start(self) -> tuple[str, int]:
         """Listen (OSError when the address is taken) and return the bound host and port."""
+        listener = _listen(*self._address, reuse_port=self._reuse_port)
+        self._stream = StreamServer(listener, self._serve)
         self._stream.start()
-        host, port = self._stream.socket.getsockname()[:2]
+        host, port = listener.getsockname()[:2]
         return host, port
 
     def stop(self, grace_s: float) -> None:
         """Stop accepting, close idle connections, give requests in progress ``grace_s`` to finish."""
         self._stopping = True
-        self._stream.close()
+        if self._stream is not None:
+            self._stream.close()
         for greenlet in list(self._idle):
             greenlet.kill(block=False)
         gevent.joinall(list(self._busy), timeout=grace_s)
