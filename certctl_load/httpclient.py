@@ -96,7 +96,6 @@ class Exchange:
     received: int
     error: str | None = None
     body: bytes = b""
-    headers: dict[str, str] | None = None
 
 
 class _ProtocolError(Exception):
@@ -219,16 +218,16 @@ class Connection:
         sock = self._sock
         assert sock is not None
         sent_at = time.perf_counter()
-        sock.sendall(raw)
-        status, headers, body, received, reusable = self._read_response(sock, want_body)
+        sent = sock.send(raw)  # a request fits the socket buffer: one call, no sendall machinery
+        if sent < len(raw):
+            sock.sendall(raw[sent:])
+        status, body, received, reusable = self._read_response(sock, want_body)
         finished = time.perf_counter()
         if not (reusable and self.keep_alive):
             self.close()
-        return Exchange(status, finished - sent_at, connect_s, len(raw), received, body=body, headers=headers)
+        return Exchange(status, finished - sent_at, connect_s, len(raw), received, body=body)
 
-    def _read_response(
-        self, sock: socket.socket, want_body: bool
-    ) -> tuple[int, dict[str, str], bytes, int, bool]:
+    def _read_response(self, sock: socket.socket, want_body: bool) -> tuple[int, bytes, int, bool]:
         data = bytearray()
         view = _SHARED_BUFFER
         while True:
@@ -243,20 +242,20 @@ class Connection:
                 break
             if len(data) > _HEAD_LIMIT:
                 raise _ProtocolError("response head too large")
-        status, headers = _parse_head(bytes(data[:head_end]))
+        status, fields = _parse_head(bytes(data[:head_end]))
         rest = data[head_end + 4 :]
         received = head_end + 4
-        close = headers.get("connection", "").lower() == "close"
+        close = _field(fields, b"connection") == b"close"
         if status in (204, 304) or 100 <= status < 200:
-            return status, headers, b"", received, not close
-        if "chunked" in headers.get("transfer-encoding", "").lower():
+            return status, b"", received, not close
+        if b"chunked" in (_field(fields, b"transfer-encoding") or b""):
             body, used = self._read_chunked(sock, rest)
-            return status, headers, body if want_body else body[:_BODY_KEEP], received + used, not close
-        if "content-length" in headers:
-            try:
-                length = int(headers["content-length"])
-            except ValueError:
-                raise _ProtocolError("bad Content-Length") from None
+            return status, body if want_body else body[:_BODY_KEEP], received + used, not close
+        content_length = _field(fields, b"content-length")
+        if content_length is not None:
+            if not content_length.isdigit():
+                raise _ProtocolError("bad Content-Length")
+            length = int(content_length)
             body = bytearray(rest)
             while len(body) < length:
                 count = sock.recv_into(view)
@@ -264,14 +263,14 @@ class Connection:
                     raise _ProtocolError("connection closed inside the response body")
                 body += view[:count]
             kept = bytes(body[:length]) if want_body else bytes(body[: min(length, _BODY_KEEP)])
-            return status, headers, kept, received + length, not close
+            return status, kept, received + length, not close
         body = bytearray(rest)
         while True:
             count = sock.recv_into(view)
             if count == 0:
                 break
             body += view[:count]
-        return status, headers, bytes(body), received + len(body), False
+        return status, bytes(body), received + len(body), False
 
     def _read_chunked(self, sock: socket.socket, data: bytearray) -> tuple[bytes, int]:
         view = _SHARED_BUFFER
@@ -308,17 +307,25 @@ class Connection:
             position += size + 2
 
 
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ", 2)
+def _parse_head(head: bytes) -> tuple[int, bytes]:
+    """The status code and the header fields, lower-cased, each line starting with CRLF (the
+    client only reads Connection, Transfer-Encoding and Content-Length, whose values are
+    case-insensitive or digits)."""
+    status_line, _, fields = head.partition(b"\r\n")
+    parts = status_line.split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-        raise _ProtocolError(f"bad status line {lines[0][:80]!r}")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if sep:
-            headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
-    return int(parts[1]), headers
+        raise _ProtocolError(f"bad status line {status_line[:80]!r}")
+    return int(parts[1]), b"\r\n" + fields.lower()
+
+
+def _field(fields: bytes, name: bytes) -> bytes | None:
+    """The value of the last ``name`` field in ``fields`` (from ``_parse_head``), stripped."""
+    start = fields.rfind(b"\r\n" + name + b":")
+    if start < 0:
+        return None
+    start += len(name) + 3
+    end = fields.find(b"\r\n", start)
+    return fields[start : end if end >= 0 else len(fields)].strip()
 
 
 def make_ssl_context(*, insecure: bool, ca_bundle: str | None = None) -> ssl.SSLContext:

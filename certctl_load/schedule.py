@@ -8,7 +8,7 @@ slots strictly before ``t0 + D`` are part of the run.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 LATE_AFTER_S = 0.010
 
@@ -20,15 +20,19 @@ class AgentSchedule:
     start: float
     interval: float
     end: float
+    _count: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Read several times per beat: worked out once.
+        count = 0 if self.start >= self.end else math.ceil((self.end - self.start) / self.interval - 1e-12)
+        object.__setattr__(self, "_count", count)
 
     def slot_time(self, k: int) -> float:
         return self.start + k * self.interval
 
     def slot_count(self) -> int:
         """How many slots fall before the end of the run."""
-        if self.start >= self.end:
-            return 0
-        return math.ceil((self.end - self.start) / self.interval - 1e-12)
+        return self._count
 
     def in_run(self, k: int) -> bool:
         return 0 <= k < self.slot_count()

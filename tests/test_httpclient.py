@@ -123,6 +123,32 @@ def test_chunked_bodies_and_connection_close_are_read_fully():
     assert second.status == 404 and len(accepted) == 2
 
 
+@pytest.mark.parametrize(
+    ("answer", "status", "body", "connections"),
+    [
+        # Field names and the values read are case-insensitive; the last Content-Length counts.
+        (b"HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 9\r\ncontent-length:  5\r\n\r\nhello", 200, b"hello", 1),
+        (b"HTTP/1.1 503 Busy\r\nContent-Length: 2\r\nConnection: Close\r\n\r\nno", 503, b"no", 2),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", 200, b"ok", 1),
+        (b"HTTP/1.1 204 No Content\r\nX-Content-Length: 7\r\n\r\n", 204, b"", 1),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok", 0, b"", 2),
+    ],
+)
+def test_response_heads_are_read_by_the_fields_that_matter(answer, status, body, connections):
+    def answering(conn: socket.socket, _: int) -> None:
+        with conn:
+            while read_request(conn):
+                conn.sendall(answer)
+
+    with scripted_server(answering) as (url, accepted):
+        connection = Connection(parse_endpoint(url))
+        first = connection.request(raw_request(url), want_body=True)
+        second = connection.request(raw_request(url), want_body=True)
+    assert (first.status, first.body, second.status) == (status, body, status)
+    assert first.error == (None if status else "bad_response")
+    assert len(accepted) == connections
+
+
 def test_network_failures_are_status_zero_with_a_kind_and_a_measured_duration():
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
