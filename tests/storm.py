@@ -37,6 +37,14 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def fleet_options(fleet: int, interval_s: float, run_s: float, *extra: str) -> list[str]:
+    """The harness's options for ``fleet`` agents beating every ``interval_s`` for ``run_s``."""
+    return [
+        "--fleet-size", str(fleet), "--heartbeat-interval", f"{interval_s:g}", "--run-time", f"{run_s:g}s",
+        *extra,
+    ]  # fmt: skip
+
+
 def storm_command(host: str | None, results_dir: Path, *args: str, preflight: bool = False) -> list[str]:
     """``locust -f locustfile.py --headless`` with the harness's options (preflight skipped unless
     asked for, so a test's request log holds heartbeats only)."""

@@ -17,6 +17,7 @@ from storm import (
     beats_by_agent,
     clean_env,
     coefficient_of_variation,
+    fleet_options,
     heartbeats,
     per_second_counts,
     read_request_log,
@@ -59,12 +60,7 @@ def test_processes_2_run_one_fleet_with_an_exact_verdict(tmp_path):
             port,
             "--master-port",
             port,
-            "--fleet-size",
-            str(FLEET),
-            "--heartbeat-interval",
-            f"{INTERVAL:g}",
-            "--run-time",
-            f"{RUN_TIME}s",
+            *fleet_options(FLEET, INTERVAL, RUN_TIME),
         )
     log = read_request_log(log_path)
     assert run.code == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -154,12 +150,7 @@ def test_an_explicit_master_and_two_workers_run_one_fleet(tmp_path):
         code, output, worker_codes, _ = run_master_and_workers(
             tmp_path,
             target.url,
-            "--fleet-size",
-            str(FLEET),
-            "--heartbeat-interval",
-            f"{INTERVAL:g}",
-            "--run-time",
-            f"{RUN_TIME}s",
+            *fleet_options(FLEET, INTERVAL, RUN_TIME),
         )
     assert code == 0, output[-3000:]
     assert worker_codes == [0, 0]
@@ -179,12 +170,7 @@ def test_a_lost_worker_is_named_counted_and_fails_the_verdict(tmp_path, kill_sig
         code, output, _, results = run_master_and_workers(
             tmp_path,
             target.url,
-            "--fleet-size",
-            str(FLEET),
-            "--heartbeat-interval",
-            f"{interval:g}",
-            "--run-time",
-            f"{run_time}s",
+            *fleet_options(FLEET, interval, run_time),
             during=kill_one_worker,
         )
     log = read_request_log(log_path)

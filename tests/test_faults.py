@@ -14,6 +14,7 @@ import pytest
 from storm import (
     StormRun,
     beats_by_agent,
+    fleet_options,
     heartbeats,
     per_agent_intervals,
     read_request_log,
@@ -34,11 +35,6 @@ def write_scenario(directory: Path, body: str) -> str:
     path = directory / "scenario.yaml"
     path.write_text(f"name: agent_storm\n{body}")
     return str(path)
-
-
-def storm_args(fleet: int, run_s: int, *extra: str) -> list[str]:
-    """Options for a storm of ``fleet`` agents beating every second for ``run_s`` seconds."""
-    return ["--fleet-size", str(fleet), "--heartbeat-interval", "1", "--run-time", f"{run_s}s", *extra]
 
 
 def metric(run: StormRun, key: str) -> dict:
@@ -69,7 +65,7 @@ def test_a_target_killed_mid_run_fails_every_later_beat(tmp_path):
 
         killer = threading.Thread(target=kill_mid_run)
         killer.start()
-        run = run_storm(target.url, tmp_path / "results", *storm_args(fleet, run_s))
+        run = run_storm(target.url, tmp_path / "results", *fleet_options(fleet, 1, run_s))
         killer.join()
         assert target.process.returncode == -signal.SIGKILL, "the target was not killed during the run"
     logged = heartbeats(read_request_log(log_path))
@@ -100,7 +96,7 @@ def test_a_stalled_target_costs_dropped_beats_not_a_burst(tmp_path):
     with running_target(
         "--fleet-size", str(fleet), "--stall-at", "7", "--stall-for", f"{stall_s:g}", request_log=log_path
     ) as target:
-        run = run_storm(target.url, tmp_path / "results", *storm_args(fleet, run_s))
+        run = run_storm(target.url, tmp_path / "results", *fleet_options(fleet, 1, run_s))
     logged = heartbeats(read_request_log(log_path))
     held = [r for r in logged if r["server_ms"] > 0.5 * stall_s * 1000]
     assert len(held) >= fleet, "the stall window did not fall inside the run"
@@ -130,7 +126,7 @@ def test_failed_requests_keep_their_measured_durations(tmp_path):
     with running_target(
         "--fleet-size", "40", "--error-fraction", "0.25", "--latency-ms", "50", request_log=log_path
     ) as target:
-        run = run_storm(target.url, tmp_path / "results", *storm_args(40, 6, "--scenario", scenario))
+        run = run_storm(target.url, tmp_path / "results", *fleet_options(40, 1, 6, "--scenario", scenario))
     statuses = [r["status"] for r in heartbeats(read_request_log(log_path))]
 
     assert run.code == exitcodes.OK, run.stdout[-3000:] + run.stderr[-3000:]
@@ -156,7 +152,7 @@ def test_a_timed_out_request_records_the_time_waited(tmp_path):
     with running_target(
         "--fleet-size", "10", "--stall-at", "6", "--stall-for", "3", request_log=log_path
     ) as target:
-        run = run_storm(target.url, tmp_path / "results", *storm_args(10, 12, "--scenario", scenario))
+        run = run_storm(target.url, tmp_path / "results", *fleet_options(10, 1, 12, "--scenario", scenario))
     assert run.code == exitcodes.OK, run.stdout[-3000:] + run.stderr[-3000:]
     timeouts = failures_by_kind(run).get("timeout", 0)
     assert timeouts >= 10
@@ -181,7 +177,7 @@ def test_a_target_that_cannot_take_the_storm_stops_it_early(tmp_path, target_arg
     everywhere, stopped within seconds with exit 2 (by design: the target is not ready for a storm)."""
     log_path = tmp_path / "requests.jsonl"
     with running_target(*target_args, request_log=log_path) as target:
-        run = run_storm(target.url, tmp_path / "results", *storm_args(100, 60), env=env)
+        run = run_storm(target.url, tmp_path / "results", *fleet_options(100, 1, 60), env=env)
     logged = heartbeats(read_request_log(log_path))
 
     assert run.code == exitcodes.TARGET_NOT_READY, run.stderr[-3000:]
@@ -201,7 +197,7 @@ def test_retired_agents_and_server_errors_run_to_the_end(tmp_path, target_args, 
     goes to its end and crosses its http_req_failed threshold (exit 99)."""
     log_path = tmp_path / "requests.jsonl"
     with running_target("--fleet-size", "50", *target_args, request_log=log_path) as target:
-        run = run_storm(target.url, tmp_path / "results", *storm_args(50, 6))
+        run = run_storm(target.url, tmp_path / "results", *fleet_options(50, 1, 6))
     logged = heartbeats(read_request_log(log_path))
 
     assert run.code == exitcodes.THRESHOLDS_CROSSED, run.stderr[-3000:]
@@ -234,7 +230,7 @@ def test_an_unwritable_results_directory_is_a_config_error_before_any_request(tm
     blocker.write_text("")
     log_path = tmp_path / "requests.jsonl"
     with running_target("--fleet-size", "10", request_log=log_path) as target:
-        run = run_storm(target.url, blocker / "results", *storm_args(10, 3))
+        run = run_storm(target.url, blocker / "results", *fleet_options(10, 1, 3))
         logged = read_request_log(log_path)
     assert run.code == exitcodes.INVALID_CONFIG
     assert "not writable" in run.stderr and str(blocker / "results") in run.stderr

@@ -9,6 +9,7 @@ import pytest
 from storm import (
     beats_by_agent,
     coefficient_of_variation,
+    fleet_options,
     heartbeats,
     per_agent_intervals,
     per_second_counts,
@@ -34,12 +35,7 @@ def storm_run(tmp_path_factory):
         run = run_storm(
             target.url,
             workdir / "results",
-            "--fleet-size",
-            str(FLEET),
-            "--heartbeat-interval",
-            f"{INTERVAL:g}",
-            "--run-time",
-            f"{RUN_TIME}s",
+            *fleet_options(FLEET, INTERVAL, RUN_TIME),
             "--csv",
             str(workdir / "locust"),
             "--html",
@@ -134,12 +130,7 @@ def test_the_verdict_is_exact_around_the_p95_limit(tmp_path, slow_ms, expected_c
             tmp_path / "results",
             "--scenario",
             scenario,
-            "--fleet-size",
-            "60",
-            "--heartbeat-interval",
-            "2",
-            "--run-time",
-            "6s",
+            *fleet_options(60, 2, 6),
         )
     assert run.code == expected_code, run.stdout[-2000:] + run.stderr[-2000:]
     p95 = run.summary()["metrics"]["http_req_duration{scenario:agent_storm}"]["values"]["p(95)"]
@@ -168,12 +159,7 @@ def test_agents_connect_from_the_source_addresses_given(tmp_path):
         run = run_storm(
             target.url,
             tmp_path / "results",
-            "--fleet-size",
-            "40",
-            "--heartbeat-interval",
-            "2",
-            "--run-time",
-            "4s",
+            *fleet_options(40, 2, 4),
             "--source-addresses",
             "127.0.0.2,127.0.0.3",
         )
