@@ -97,7 +97,10 @@ def wait_for_heartbeats(
 
 
 def read_request_log(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """Every complete line of the target's request log. Read while the target appends, the text
+    may end inside a line (a read can see a write that crosses a page boundary half done)."""
+    text = path.read_text()
+    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line.strip()]
 
 
 def heartbeats(log: list[dict]) -> list[dict]:
