@@ -30,7 +30,7 @@ from storm import (  # noqa: E402  (tests/storm.py: the request-log readers the 
     read_request_log,
 )
 
-from certctl_load.percentiles import percentile  # noqa: E402
+from certctl_load.k6.percentiles import percentile  # noqa: E402
 
 LOCUSTFILE = REPO_ROOT / "locustfile.py"
 STORM_TREND = "http_req_duration{scenario:agent_storm}"

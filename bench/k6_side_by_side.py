@@ -36,7 +36,7 @@ from common import (
     summary_reported,
 )
 
-from certctl_load.scenario import default_scenario_path
+from certctl_load.model.scenario import default_scenario_path
 from certctl_load.target.process import RunningTarget, start_target
 
 DEFAULT_K6_SCRIPT = Path(__file__).resolve().parents[2] / "shared" / "reference" / "agent_storm.k6.js"

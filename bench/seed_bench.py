@@ -15,7 +15,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests")]
 
 from pgcluster import DURABLE_SETTINGS, create_certctl_database, find_bindir, throwaway_cluster  # noqa: E402
 
-from certctl_load.seeding import seed_fleet  # noqa: E402
+from certctl_load.db.seeding import seed_fleet  # noqa: E402
 
 FLEET_SIZES = (5_000, 100_000)
 

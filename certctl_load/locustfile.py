@@ -1,6 +1,6 @@
 """certctl agent-fleet heartbeat storm: the Locust entry point (``locust -f``)."""
 
-from certctl_load.agent import CertctlAgent
-from certctl_load.locust_plugin import StormShape
+from certctl_load.plugin.events import StormShape
+from certctl_load.plugin.user import CertctlAgent
 
 __all__ = ["CertctlAgent", "StormShape"]

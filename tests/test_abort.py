@@ -5,9 +5,9 @@ from __future__ import annotations
 from storm import heartbeats, read_request_log, run_storm
 from target_process import running_target
 
-from certctl_load.abort import abort_reason
-from certctl_load.metrics import MetricStore
-from certctl_load.thresholds import parse_thresholds
+from certctl_load.k6.abort import abort_reason
+from certctl_load.k6.metrics import MetricStore
+from certctl_load.k6.thresholds import parse_thresholds
 
 SPEC = {"http_req_duration": [{"threshold": "p(95)<10", "abortOnFail": True, "delayAbortEval": "3s"}]}
 

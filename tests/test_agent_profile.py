@@ -11,9 +11,9 @@ import yaml
 from storm import ROOT, read_request_log, run_storm
 from target_process import running_target
 
-from certctl_load.calls import call_schedules, expected_slots
 from certctl_load.errors import ConfigError
-from certctl_load.scenario import load_scenario, parse_scenario
+from certctl_load.model.calls import call_schedules, expected_slots
+from certctl_load.model.scenario import load_scenario, parse_scenario
 
 FLEET = 60
 

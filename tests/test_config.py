@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certctl_load.config import DEFAULT_HOST, resolve_config
 from certctl_load.errors import ConfigError
-from certctl_load.scenario import SCHEMA, default_scenario_path, load_scenario, parse_scenario
+from certctl_load.model.config import DEFAULT_HOST, resolve_config
+from certctl_load.model.scenario import SCHEMA, default_scenario_path, load_scenario, parse_scenario
 
 
 def options(**values):

@@ -154,7 +154,7 @@ def test_the_server_reads_the_certificate_the_bootstrap_writes():
 
 
 def k6_env_names_the_harness_reads() -> set[str]:
-    """Every CERTCTL_*/K6_* variable certctl_load/config.py looks up."""
+    """Every CERTCTL_*/K6_* variable certctl_load/model/config.py looks up."""
     source = (ROOT / "certctl_load" / "config.py").read_text(encoding="utf-8")
     return set(re.findall(r"environ(?:\.get\(|\[|, )\"((?:CERTCTL|K6)_[A-Z0-9_]+)\"", source))
 
@@ -287,7 +287,7 @@ def test_the_image_install_ships_the_locustfile_scenarios_seed_sql_and_cli(tmp_p
     probe = run(
         "-c",
         "import certctl_load, json; from importlib import resources;"
-        "from certctl_load.scenario import default_scenario_path, load_scenario;"
+        "from certctl_load.model.scenario import default_scenario_path, load_scenario;"
         "p = default_scenario_path();"
         "print(json.dumps([certctl_load.__file__, str(p), load_scenario(p).name,"
         " sorted(f.name for f in resources.files('certctl_load.seed_sql').iterdir())]))",

@@ -26,9 +26,9 @@ from storm import (
 )
 from target_process import running_target
 
-from certctl_load import fleet
-from certctl_load.percentiles import percentile
-from certctl_load.schedule import expected_beats
+from certctl_load.k6.percentiles import percentile
+from certctl_load.model import fleet
+from certctl_load.model.schedule import expected_beats
 
 FLEET = 400
 INTERVAL = 4.0

@@ -24,8 +24,8 @@ from storm import (
 from target_process import running_target
 
 from certctl_load import exitcodes
-from certctl_load.diagnosis import HINTS
-from certctl_load.schedule import expected_beats
+from certctl_load.model.schedule import expected_beats
+from certctl_load.reporting.breakdown import HINTS
 
 NETWORK_KINDS = {"connection_refused", "connection_reset", "closed_before_response"}
 KILL_AFTER_S = 8

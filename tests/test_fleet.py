@@ -2,7 +2,7 @@
 
 import pytest
 
-from certctl_load import fleet
+from certctl_load.model import fleet
 
 
 @pytest.mark.parametrize(

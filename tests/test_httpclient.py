@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from certctl_load.errors import ConfigError
-from certctl_load.httpclient import Connection, build_request, parse_endpoint
+from certctl_load.runtime.httpclient import Connection, build_request, parse_endpoint
 
 Handler = Callable[[socket.socket, int], None]
 

@@ -7,10 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from certctl_load.errors import ConfigError
-from certctl_load.junit import junit_path, render_junit, write_junit
-from certctl_load.metrics import MetricStore
-from certctl_load.scenario import default_scenario_path, load_scenario
-from certctl_load.thresholds import evaluate, parse_thresholds
+from certctl_load.k6.metrics import MetricStore
+from certctl_load.k6.thresholds import evaluate, parse_thresholds
+from certctl_load.model.scenario import default_scenario_path, load_scenario
+from certctl_load.reporting.junit import junit_path, render_junit, write_junit
 
 OK = {"scenario": "agent_storm", "name": "heartbeat", "status": "200", "expected_response": "true"}
 K6_THRESHOLDS = {

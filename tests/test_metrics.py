@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certctl_load.metrics import (
+from certctl_load.k6.metrics import (
     KNOWN_TAGS,
     METRICS,
     CounterAggregate,
@@ -17,7 +17,7 @@ from certctl_load.metrics import (
     RateAggregate,
     TrendAggregate,
 )
-from certctl_load.percentiles import trend_stats
+from certctl_load.k6.percentiles import trend_stats
 
 OK = {"scenario": "agent_storm", "name": "heartbeat", "status": "200", "expected_response": "true"}
 FAILED = {"scenario": "agent_storm", "name": "heartbeat", "status": "503", "expected_response": "false"}

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certctl_load.errors import ConfigError
-from certctl_load.percentiles import parse_percentile_stat, percentile, trend_stat, trend_stats
+from certctl_load.k6.percentiles import parse_percentile_stat, percentile, trend_stat, trend_stats
 
 finite = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
 percent = st.floats(min_value=0, max_value=100, allow_nan=False)

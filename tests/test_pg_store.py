@@ -19,7 +19,7 @@ from pgcluster import (
 )
 
 from certctl_load.errors import ConfigError
-from certctl_load.fleet import agent_id, heartbeat_metadata
+from certctl_load.model.fleet import agent_id, heartbeat_metadata
 from certctl_load.target.pg_store import PgAgentStore
 from certctl_load.target.store import RETIRED_REASON, HeartbeatOutcome
 

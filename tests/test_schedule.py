@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from certctl_load.schedule import LATE_AFTER_S, after_response, agent_schedule, expected_beats, on_wake
+from certctl_load.model.schedule import LATE_AFTER_S, after_response, agent_schedule, expected_beats, on_wake
 
 
 def test_agents_are_spread_evenly_over_the_first_interval():

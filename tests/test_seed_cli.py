@@ -8,9 +8,9 @@ import sys
 
 from pgcluster import PASSWORD, REPO_ROOT, execute_sql, fetch_rows, free_port
 
-from certctl_load.dsn import ENV_VAR, mask_dsn
+from certctl_load.db.dsn import ENV_VAR, mask_dsn
 from certctl_load.exitcodes import HARNESS_ERROR, INVALID_CONFIG, OK
-from certctl_load.fleet import agent_id
+from certctl_load.model.fleet import agent_id
 
 
 def certctl_load(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""certctl_load.dsn: passwords never reach a message."""
+"""certctl_load.db.dsn: passwords never reach a message."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pgcluster import PASSWORD, free_port
 
-from certctl_load.dsn import ENV_VAR, connect, describe_error, mask_dsn, resolve_dsn
+from certctl_load.db.dsn import ENV_VAR, connect, describe_error, mask_dsn, resolve_dsn
 from certctl_load.errors import ConfigError, HarnessError
 
 

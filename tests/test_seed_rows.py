@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pgcluster import FLEET_SQL, PROD_AGENT_ID, PgCluster, execute_sql, fetch_rows, run_psql_file
 
-from certctl_load.fleet import agent_id, seed_row
-from certctl_load.seeding import seed_fleet
+from certctl_load.db.seeding import seed_fleet
+from certctl_load.model.fleet import agent_id, seed_row
 
 Seeder = Callable[[str, int], None]
 TIMESTAMPS = ("last_heartbeat_at", "registered_at")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pgcluster import PASSWORD, PROD_AGENT_ID, SCHEMA_SQL, execute_sql, fetch_rows, free_port
 
+from certctl_load.db.seeding import UnseedResult, seed_fleet, unseed_fleet
 from certctl_load.errors import ConfigError, HarnessError
-from certctl_load.fleet import agent_id
-from certctl_load.seeding import UnseedResult, seed_fleet, unseed_fleet
+from certctl_load.model.fleet import agent_id
 
 
 def agent_ids(dsn: str) -> list[str]:

@@ -18,8 +18,8 @@ from storm import (
 )
 from target_process import running_target
 
-from certctl_load import fleet
-from certctl_load.schedule import expected_beats
+from certctl_load.model import fleet
+from certctl_load.model.schedule import expected_beats
 
 FLEET = 300
 INTERVAL = 3.0

@@ -5,10 +5,10 @@ import json
 import random
 import time
 
-from certctl_load.metrics import MetricStore
-from certctl_load.percentiles import trend_stats
-from certctl_load.summary import CheckCount, build_summary
-from certctl_load.thresholds import evaluate, parse_thresholds
+from certctl_load.k6.metrics import MetricStore
+from certctl_load.k6.percentiles import trend_stats
+from certctl_load.k6.thresholds import evaluate, parse_thresholds
+from certctl_load.reporting.summary import CheckCount, build_summary
 
 STATS = ["avg", "min", "med", "p(95)", "p(99)", "max"]
 OK = {

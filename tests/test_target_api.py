@@ -11,7 +11,7 @@ import pytest
 import requests
 from target_process import running_target
 
-from certctl_load import fleet
+from certctl_load.model import fleet
 from certctl_load.target.store import METADATA_LIMITS, RETIRED_REASON
 
 FLEET = 40

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from target_process import running_target
 
-from certctl_load import fleet
+from certctl_load.model import fleet
 from certctl_load.target.faults import EvenSpread
 
 AUTH = {"Authorization": "Bearer load-test-token"}

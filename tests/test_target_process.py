@@ -16,7 +16,7 @@ import pytest
 import requests
 from target_process import running_target
 
-from certctl_load import fleet
+from certctl_load.model import fleet
 from certctl_load.target import tls
 
 AUTH = {"Authorization": "Bearer load-test-token"}

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from certctl_load.metrics import MetricStore
-from certctl_load.summary import CheckCount, build_summary
-from certctl_load.text_summary import (
+from certctl_load.k6.metrics import MetricStore
+from certctl_load.k6.thresholds import evaluate, parse_thresholds
+from certctl_load.reporting.summary import CheckCount, build_summary
+from certctl_load.reporting.text_summary import (
     humanize_bytes,
     humanize_duration,
     humanize_value,
@@ -15,8 +16,7 @@ from certctl_load.text_summary import (
     js_to_fixed,
     render_text_summary,
 )
-from certctl_load.thresholds import evaluate, parse_thresholds
-from certctl_load.verdict_table import render_verdict_table
+from certctl_load.reporting.verdict_table import render_verdict_table
 
 # shared/ lies beside the checkout (../shared/reference); the check is skipped where it does not.
 PARITY = Path(__file__).resolve().parents[2] / "shared" / "reference" / "k6-parity.md"

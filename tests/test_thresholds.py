@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certctl_load.durations import parse_duration_seconds
 from certctl_load.errors import ConfigError
-from certctl_load.metrics import METRICS, MetricStore
-from certctl_load.thresholds import (
+from certctl_load.k6.durations import parse_duration_seconds
+from certctl_load.k6.metrics import METRICS, MetricStore
+from certctl_load.k6.thresholds import (
     METHODS,
     OPERATORS,
     Expression,

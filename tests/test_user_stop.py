@@ -7,7 +7,7 @@ import pytest
 from locust import User, constant, task
 from locust.env import Environment
 
-from certctl_load.user_stop import restore_final_counts, stop_all_users
+from certctl_load.plugin.user_stop import restore_final_counts, stop_all_users
 
 USERS = 40
 

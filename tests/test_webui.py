@@ -33,12 +33,12 @@ from target_process import running_target
 from werkzeug.test import TestResponse
 
 from certctl_load import exitcodes
-from certctl_load.config import resolve_config
-from certctl_load.finalize import Outcome
-from certctl_load.options import add_options
-from certctl_load.schedule import expected_beats
-from certctl_load.storm import Storm
-from certctl_load.webui import FORM_OPTIONS, RATE_WINDOW_S, OfferedRate, install_web_ui
+from certctl_load.model.config import resolve_config
+from certctl_load.model.schedule import expected_beats
+from certctl_load.plugin.options import add_options
+from certctl_load.plugin.webui import FORM_OPTIONS, RATE_WINDOW_S, OfferedRate, install_web_ui
+from certctl_load.runtime.judge import Outcome
+from certctl_load.runtime.run import Storm
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [

@@ -24,7 +24,7 @@ from gevent import ssl
 
 from certctl_load import exitcodes
 from certctl_load.errors import ConfigError, HarnessError
-from certctl_load.fleet import DEFAULT_ID_PREFIX
+from certctl_load.model.fleet import DEFAULT_ID_PREFIX
 from certctl_load.target import tls
 from certctl_load.target.app import ApiKeys, CertctlApp
 from certctl_load.target.faults import EvenSpread, HeartbeatTiming, StallWindow
@@ -35,7 +35,7 @@ from certctl_load.target.store import AgentStore
 
 HELP = "Serve certctl's agent heartbeat API (the reference target), with optional delays and faults"
 AUTH_SECRET_ENV = "CERTCTL_AUTH_SECRET"
-DATABASE_URL_ENV = "CERTCTL_DATABASE_URL"  # as certctl_load.dsn.ENV_VAR (not imported: it loads psycopg)
+DATABASE_URL_ENV = "CERTCTL_DATABASE_URL"  # as certctl_load.db.dsn.ENV_VAR (not imported: it loads psycopg)
 DEFAULT_TOKEN = "load-test-token"
 DEFAULT_RATE_BURST = 100
 STOP_GRACE_S = 2.0

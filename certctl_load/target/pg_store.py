@@ -1,7 +1,7 @@
 """The reference target's fleet in PostgreSQL, written by certctl's own per-heartbeat statements.
 
 Meant for a gevent-monkey-patched process (psycopg picks its gevent-friendly wait function when
-``select`` is patched before psycopg is imported, as ``certctl_load.cli`` does). Connections are
+``select`` is patched before psycopg is imported, as ``certctl_load.cli.main`` does). Connections are
 autocommit, opened on demand, at most ``pool_size`` of them, shared through a gevent queue.
 """
 
@@ -17,11 +17,11 @@ import gevent.queue
 import psycopg
 from psycopg.rows import dict_row
 
-from certctl_load import fleet
-from certctl_load.dsn import connect, describe_error, mask_dsn
+from certctl_load.db.dsn import connect, describe_error, mask_dsn
+from certctl_load.db.seeding import seed_fleet
 from certctl_load.errors import ConfigError, HarnessError
-from certctl_load.fleet import DEFAULT_ID_PREFIX
-from certctl_load.seeding import seed_fleet
+from certctl_load.model import fleet
+from certctl_load.model.fleet import DEFAULT_ID_PREFIX
 from certctl_load.target.store import METADATA_LIMITS, RETIRED_REASON, HeartbeatOutcome
 
 log = logging.getLogger(__name__)

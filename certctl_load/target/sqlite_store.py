@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from certctl_load.errors import ConfigError
-from certctl_load.fleet import DEFAULT_ID_PREFIX, SEED_STATUS, seed_row
+from certctl_load.model.fleet import DEFAULT_ID_PREFIX, SEED_STATUS, seed_row
 from certctl_load.target.store import METADATA_LIMITS, RETIRED_REASON, HeartbeatOutcome
 
 log = logging.getLogger(__name__)

@@ -7,10 +7,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from certctl_load.results import write_atomically
-from certctl_load.scenario import Scenario
-from certctl_load.thresholds import ThresholdResult
-from certctl_load.verdict_table import format_measured
+from certctl_load.k6.thresholds import ThresholdResult
+from certctl_load.model.scenario import Scenario
+from certctl_load.reporting.files import write_atomically
+from certctl_load.reporting.verdict_table import format_measured
 
 NO_REQUEST_CASE = "requests sent"
 NO_REQUEST_MESSAGE = "no heartbeat was sent: the run cannot pass"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from certctl_load.metrics import METRICS
-from certctl_load.thresholds import ThresholdResult, crossed_metrics
+from certctl_load.k6.metrics import METRICS
+from certctl_load.k6.thresholds import ThresholdResult, crossed_metrics
 
 HEADER = ("threshold", "expression", "measured", "verdict")
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from certctl_load.metrics import (
+from certctl_load.k6.metrics import (
     METRICS,
     CounterAggregate,
     GaugeAggregate,
@@ -15,8 +15,8 @@ from certctl_load.metrics import (
     RateAggregate,
     TrendAggregate,
 )
-from certctl_load.percentiles import trend_stats as compute_trend_stats
-from certctl_load.thresholds import ThresholdResult, format_metric_key
+from certctl_load.k6.percentiles import trend_stats as compute_trend_stats
+from certctl_load.k6.thresholds import ThresholdResult, format_metric_key
 
 # k6 always tracks this sub-metric and shows it once it has samples.
 EXPECTED_RESPONSE_SUBMETRIC = ("http_req_duration", {"expected_response": "true"})

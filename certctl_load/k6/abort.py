@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from certctl_load.metrics import MetricStore
-from certctl_load.thresholds import Threshold, evaluate
+from certctl_load.k6.metrics import MetricStore
+from certctl_load.k6.thresholds import Threshold, evaluate
 
 CHECK_EVERY_S = 2.0
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from certctl_load.target.process import start_target
 
 HELP = "Run a short storm (a few hundred agents) against the built-in reference target"
-LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+LOCUSTFILE = Path(__file__).resolve().parents[1] / "locustfile.py"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

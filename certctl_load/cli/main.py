@@ -12,10 +12,10 @@ from certctl_load.errors import HarnessError  # noqa: E402
 
 # Each subcommand module defines HELP, add_arguments(parser) and run(args) -> exit code.
 SUBCOMMANDS = {
-    "demo": "certctl_load.demo",
+    "demo": "certctl_load.cli.demo",
     "target": "certctl_load.target.cli",
-    "seed": "certctl_load.seeding_cli",
-    "unseed": "certctl_load.unseed_cli",
+    "seed": "certctl_load.cli.seed",
+    "unseed": "certctl_load.cli.unseed",
 }
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from certctl_load.httpclient import Exchange
-from certctl_load.metrics import MetricStore
+from certctl_load.k6.metrics import MetricStore
+from certctl_load.runtime.httpclient import Exchange
 
 
 class RequestFailed(Exception):

@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 
 from gevent.event import Event
 
-from certctl_load.config import RunConfig
-from certctl_load.metrics import MetricStore
+from certctl_load.k6.metrics import MetricStore
+from certctl_load.model.config import RunConfig
 
 if TYPE_CHECKING:
     import ssl
 
-    from certctl_load.finalize import Outcome
-    from certctl_load.recorder import Recorder
+    from certctl_load.runtime.judge import Outcome
+    from certctl_load.runtime.recorder import Recorder
 
 # The schedule starts this long after the fleet is spawned, so every agent is waiting on it
 # with its connection open (opening one takes about 0.1 ms of the generator's time).

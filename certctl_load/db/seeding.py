@@ -1,7 +1,7 @@
 """Seeding certctl's ``agents`` table with the load-test fleet, and removing the fleet again.
 
 :func:`seed_fleet` writes the same rows as ``seed/02_agent_fleet.sql`` (values from
-:mod:`certctl_load.fleet`): one transaction, COPY into a temporary table, then one upsert
+:mod:`certctl_load.model.fleet`): one transaction, COPY into a temporary table, then one upsert
 that returns every seeded agent to its clean state. It never deletes. :func:`unseed_fleet`
 deletes the load-test agents that nothing references and names the others.
 """
@@ -15,9 +15,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from certctl_load.dsn import connect, describe_error, mask_dsn
+from certctl_load.db.dsn import connect, describe_error, mask_dsn
 from certctl_load.errors import ConfigError, HarnessError
-from certctl_load.fleet import DEFAULT_ID_PREFIX, SeedRow, seed_row
+from certctl_load.model.fleet import DEFAULT_ID_PREFIX, SeedRow, seed_row
 
 # Every column the seed writes; certctl-server's migrations create them all.
 SEED_COLUMNS = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from certctl_load.metrics import MetricStore
+from certctl_load.k6.metrics import MetricStore
 
 HINTS = {
     "401": "the token was rejected: set CERTCTL_TOKEN to one of the server's CERTCTL_AUTH_SECRET keys",

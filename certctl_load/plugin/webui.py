@@ -25,9 +25,9 @@ from locust.log import greenlet_exception_logger
 from locust.runners import STATE_CLEANUP, STATE_RUNNING, STATE_STOPPED, STATE_STOPPING
 
 from certctl_load import exitcodes
-from certctl_load.config import RunConfig
-from certctl_load.storm import Storm
-from certctl_load.thresholds import evaluate
+from certctl_load.k6.thresholds import evaluate
+from certctl_load.model.config import RunConfig
+from certctl_load.runtime.run import Storm
 
 logger = logging.getLogger("certctl_load")
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from certctl_load.calls import HEARTBEAT, CallSpec, heartbeat_interval, offered_rate, with_interval
-from certctl_load.durations import parse_duration_seconds
 from certctl_load.errors import ConfigError
-from certctl_load.httpclient import Endpoint, parse_endpoint
-from certctl_load.scenario import Scenario, default_scenario_path, load_scenario
+from certctl_load.k6.durations import parse_duration_seconds
+from certctl_load.model.calls import HEARTBEAT, CallSpec, heartbeat_interval, offered_rate, with_interval
+from certctl_load.model.scenario import Scenario, default_scenario_path, load_scenario
+from certctl_load.runtime.httpclient import Endpoint, parse_endpoint
 
 DEFAULT_HOST = "https://certctl-server:8443"
 DEFAULT_TOKEN = "load-test-token"

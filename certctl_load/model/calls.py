@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from certctl_load import fleet
-from certctl_load.durations import parse_duration_seconds
 from certctl_load.errors import ConfigError
-from certctl_load.schedule import AgentSchedule
+from certctl_load.k6.durations import parse_duration_seconds
+from certctl_load.model import fleet
+from certctl_load.model.schedule import AgentSchedule
 
 SEED_METADATA = "seed_metadata"
 HEARTBEAT = "heartbeat"

@@ -8,14 +8,14 @@ import sys
 from dataclasses import dataclass
 
 from certctl_load import exitcodes
-from certctl_load.diagnosis import failure_breakdown, render_breakdown
-from certctl_load.junit import junit_path, write_junit
-from certctl_load.results import write_atomically
-from certctl_load.storm import Storm
-from certctl_load.summary import CheckCount, build_summary
-from certctl_load.text_summary import render_text_summary
-from certctl_load.thresholds import ThresholdResult, evaluate
-from certctl_load.verdict_table import render_verdict_table
+from certctl_load.k6.thresholds import ThresholdResult, evaluate
+from certctl_load.reporting.breakdown import failure_breakdown, render_breakdown
+from certctl_load.reporting.files import write_atomically
+from certctl_load.reporting.junit import junit_path, write_junit
+from certctl_load.reporting.summary import CheckCount, build_summary
+from certctl_load.reporting.text_summary import render_text_summary
+from certctl_load.reporting.verdict_table import render_verdict_table
+from certctl_load.runtime.run import Storm
 
 logger = logging.getLogger("certctl_load")
 

@@ -9,10 +9,10 @@ import json
 import socket
 import ssl
 
-from certctl_load import fleet
-from certctl_load.config import RunConfig
 from certctl_load.errors import TargetNotReady
-from certctl_load.httpclient import Connection, Exchange, build_request
+from certctl_load.model import fleet
+from certctl_load.model.config import RunConfig
+from certctl_load.runtime.httpclient import Connection, Exchange, build_request
 
 _TIMEOUT_S = 10.0
 _TLS_TO_PLAIN_MARKER = b"HTTP request to an HTTPS server"

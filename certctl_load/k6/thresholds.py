@@ -8,9 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from certctl_load.durations import parse_duration_seconds
 from certctl_load.errors import ConfigError
-from certctl_load.metrics import (
+from certctl_load.k6.durations import parse_duration_seconds
+from certctl_load.k6.metrics import (
     KNOWN_TAGS,
     METRICS,
     CounterAggregate,
@@ -19,7 +19,7 @@ from certctl_load.metrics import (
     RateAggregate,
     TrendAggregate,
 )
-from certctl_load.percentiles import parse_percentile_stat, percentile, trend_stat
+from certctl_load.k6.percentiles import parse_percentile_stat, percentile, trend_stat
 
 # k6 scans for the operators in this order, so "<=" wins over "<" and "===" over "==".
 OPERATORS: dict[str, Callable[[float, float], bool]] = {

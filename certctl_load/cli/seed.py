@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from certctl_load.dsn import ENV_VAR, mask_dsn, resolve_dsn
+from certctl_load.db.dsn import ENV_VAR, mask_dsn, resolve_dsn
+from certctl_load.db.seeding import seed_fleet
 from certctl_load.exitcodes import OK
-from certctl_load.fleet import DEFAULT_ID_PREFIX
-from certctl_load.seeding import seed_fleet
+from certctl_load.model.fleet import DEFAULT_ID_PREFIX
 
 HELP = (
     "Seed certctl's agents table with the load-test fleet (the rows of seed/02_agent_fleet.sql). "

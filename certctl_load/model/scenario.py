@@ -11,12 +11,12 @@ from typing import Any
 
 import yaml
 
-from certctl_load.calls import CallSpec, heartbeat_call, heartbeat_interval, parse_calls
-from certctl_load.durations import parse_duration_seconds
 from certctl_load.errors import ConfigError
-from certctl_load.fleet import DEFAULT_ID_PREFIX
-from certctl_load.percentiles import validate_trend_stats
-from certctl_load.thresholds import Threshold, parse_thresholds
+from certctl_load.k6.durations import parse_duration_seconds
+from certctl_load.k6.percentiles import validate_trend_stats
+from certctl_load.k6.thresholds import Threshold, parse_thresholds
+from certctl_load.model.calls import CallSpec, heartbeat_call, heartbeat_interval, parse_calls
+from certctl_load.model.fleet import DEFAULT_ID_PREFIX
 
 DEFAULT_SCENARIO_NAME = "agent_storm"
 CONNECTION_MODELS = ("keep-alive", "per-request")
@@ -67,7 +67,7 @@ SCHEMA: dict[str, tuple[str, Any]] = {
 
 def default_scenario_path() -> Path:
     """The shipped ``agent_storm`` scenario, from the checkout or the installed package."""
-    checkout = Path(__file__).resolve().parent.parent / "scenarios" / "agent_storm.yaml"
+    checkout = Path(__file__).resolve().parents[2] / "scenarios" / "agent_storm.yaml"
     if checkout.is_file():
         return checkout
     return Path(str(resources.files("certctl_load.scenarios").joinpath("agent_storm.yaml")))

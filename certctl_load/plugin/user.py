@@ -13,12 +13,12 @@ from typing import Any
 import gevent
 from locust import User, task
 
-from certctl_load import fleet
-from certctl_load.calls import CallSpec, call_schedules
-from certctl_load.httpclient import Connection, build_request
-from certctl_load.recorder import Recorder
-from certctl_load.schedule import AgentSchedule, after_response, on_wake
-from certctl_load.storm import AgentGrant, Storm
+from certctl_load.model import fleet
+from certctl_load.model.calls import CallSpec, call_schedules
+from certctl_load.model.schedule import AgentSchedule, after_response, on_wake
+from certctl_load.runtime.httpclient import Connection, build_request
+from certctl_load.runtime.recorder import Recorder
+from certctl_load.runtime.run import AgentGrant, Storm
 
 # How long an agent whose run is over sleeps; Locust kills it when the run stops.
 _IDLE_S = 3600.0

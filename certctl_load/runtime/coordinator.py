@@ -16,10 +16,10 @@ from typing import Any
 
 import gevent
 
-from certctl_load import fleet
-from certctl_load.calls import call_schedules, with_interval
-from certctl_load.schedule import AgentSchedule
-from certctl_load.storm import GRACEFUL_STOP_S, AgentGrant, Storm, schedule_lead
+from certctl_load.model import fleet
+from certctl_load.model.calls import call_schedules, with_interval
+from certctl_load.model.schedule import AgentSchedule
+from certctl_load.runtime.run import GRACEFUL_STOP_S, AgentGrant, Storm, schedule_lead
 
 logger = logging.getLogger("certctl_load")
 

@@ -18,10 +18,15 @@ from locust import LoadTestShape, events
 from locust.runners import MasterRunner, WorkerRunner
 
 from certctl_load import exitcodes
-from certctl_load.abort import CHECK_EVERY_S, abort_reason
-from certctl_load.config import RunConfig, resolve_config
-from certctl_load.diagnosis import early_stop_reason
-from certctl_load.distributed import (
+from certctl_load.errors import HarnessError
+from certctl_load.k6.abort import CHECK_EVERY_S, abort_reason
+from certctl_load.model.config import RunConfig, resolve_config
+from certctl_load.plugin.options import add_options
+from certctl_load.plugin.user_stop import restore_final_counts, stop_all_users
+from certctl_load.plugin.webui import install_web_ui
+from certctl_load.reporting.breakdown import early_stop_reason
+from certctl_load.reporting.files import ensure_writable_dir
+from certctl_load.runtime.coordinator import (
     FINAL,
     FLUSH,
     GRANT,
@@ -36,16 +41,11 @@ from certctl_load.distributed import (
     wait_until_drained,
     worker_report,
 )
-from certctl_load.errors import HarnessError
-from certctl_load.finalize import finalize
-from certctl_load.httpclient import make_ssl_context
-from certctl_load.options import add_options
-from certctl_load.preflight import run_preflight
-from certctl_load.recorder import Recorder
-from certctl_load.results import ensure_writable_dir
-from certctl_load.storm import AgentGrant, Storm, schedule_lead
-from certctl_load.user_stop import restore_final_counts, stop_all_users
-from certctl_load.webui import install_web_ui
+from certctl_load.runtime.httpclient import make_ssl_context
+from certctl_load.runtime.judge import finalize
+from certctl_load.runtime.preflight import run_preflight
+from certctl_load.runtime.recorder import Recorder
+from certctl_load.runtime.run import AgentGrant, Storm, schedule_lead
 
 logger = logging.getLogger("certctl_load")
 

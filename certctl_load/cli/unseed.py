@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from certctl_load.dsn import mask_dsn, resolve_dsn
+from certctl_load.cli.seed import add_database_arguments
+from certctl_load.db.dsn import mask_dsn, resolve_dsn
+from certctl_load.db.seeding import unseed_fleet
 from certctl_load.errors import HarnessError
 from certctl_load.exitcodes import OK
-from certctl_load.seeding import unseed_fleet
-from certctl_load.seeding_cli import add_database_arguments
 
 HELP = (
     "Delete the load-test agents (ids PREFIX + number) from certctl's agents table; "

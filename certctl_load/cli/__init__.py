@@ -1,0 +1,1 @@
+"""The ``certctl-load`` command and its subcommands."""

@@ -1,0 +1,1 @@
+"""certctl's database: DSNs, and seeding or removing the load-test fleet."""

@@ -1,0 +1,2 @@
+"""The scenario model: scenario files, an agent's calls, the resolved run configuration, the fleet and
+the schedule."""
