@@ -1,6 +1,7 @@
 """certctl agent-fleet heartbeat storm: the Locust entry point (``locust -f``)."""
 
-from certctl_load.plugin.events import StormShape
+import certctl_load.plugin.events  # noqa: F401  (registers the harness on Locust's events)
+from certctl_load.plugin.shape import StormShape
 from certctl_load.plugin.user import CertctlAgent
 
 __all__ = ["CertctlAgent", "StormShape"]

@@ -8,23 +8,13 @@ from certctl_load.db.dsn import ENV_VAR, mask_dsn, resolve_dsn
 from certctl_load.db.seeding import seed_fleet
 from certctl_load.exitcodes import OK
 from certctl_load.model.fleet import DEFAULT_ID_PREFIX
+from certctl_load.model.values import for_argparse, whole_number
 
 HELP = (
     "Seed certctl's agents table with the load-test fleet (the rows of seed/02_agent_fleet.sql). "
     "Idempotent: re-seeding returns every load-test agent to Online, unretired; never deletes."
 )
 DEFAULT_FLEET_SIZE = 5000
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_database_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_database_arguments(parser)
     parser.add_argument(
         "--fleet-size",
-        type=positive_int,
+        type=for_argparse(whole_number),
         default=DEFAULT_FLEET_SIZE,
         help=f"agents to seed, numbered from 1 (default: {DEFAULT_FLEET_SIZE})",
     )

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from certctl_load.errors import ConfigError
-from certctl_load.k6.durations import parse_duration_seconds
 from certctl_load.model import fleet
-from certctl_load.model.schedule import AgentSchedule
+from certctl_load.model.schedule import AgentSchedule, agent_schedules, fleet_slots
+from certctl_load.model.values import positive_duration
 
 SEED_METADATA = "seed_metadata"
 HEARTBEAT = "heartbeat"
@@ -91,11 +91,11 @@ def _parse_call(item: Any, position: int, source: str) -> CallSpec:
             )
     interval = item.get("interval")
     try:
-        seconds = parse_duration_seconds(interval) if not isinstance(interval, bool) else -1.0
+        seconds = positive_duration(interval)
     except ConfigError:
-        seconds = -1.0
-    if seconds <= 0:
-        raise ConfigError(f"{where}: key 'interval' has value {interval!r}, expected a positive duration")
+        raise ConfigError(
+            f"{where}: key 'interval' has value {interval!r}, expected a positive duration"
+        ) from None
     return CallSpec(name, method, path, body, seconds)
 
 
@@ -106,31 +106,17 @@ def with_interval(calls: Sequence[CallSpec], name: str, interval_s: float) -> tu
     )
 
 
-def agent_start(index: int, fleet_size: int, calls: Sequence[CallSpec], t0: float) -> float:
-    """When agent ``index`` (0-based) starts: agents spread evenly over the longest interval."""
-    if not 0 <= index < fleet_size:
-        raise ValueError(f"agent index {index} outside a fleet of {fleet_size}")
-    longest = max(call.interval_s for call in calls)
-    return t0 + index * longest / fleet_size
-
-
 def call_schedules(
     index: int, fleet_size: int, calls: Sequence[CallSpec], t0: float, duration_s: float
 ) -> list[AgentSchedule]:
     """Agent ``index``'s schedule for each call, in the order of ``calls``."""
-    start = agent_start(index, fleet_size, calls, t0)
-    return [AgentSchedule(start=start, interval=call.interval_s, end=t0 + duration_s) for call in calls]
+    return agent_schedules(index, fleet_size, [call.interval_s for call in calls], t0, duration_s)
 
 
 def expected_slots(fleet_size: int, calls: Sequence[CallSpec], duration_s: float) -> dict[str, int]:
     """Every call's total slots over the whole fleet in a run of ``duration_s``."""
-    totals = {call.name: 0 for call in calls}
-    for index in range(fleet_size):
-        for call, schedule in zip(
-            calls, call_schedules(index, fleet_size, calls, 0.0, duration_s), strict=True
-        ):
-            totals[call.name] += schedule.slot_count()
-    return totals
+    totals = fleet_slots(fleet_size, [call.interval_s for call in calls], duration_s)
+    return {call.name: total for call, total in zip(calls, totals, strict=True)}
 
 
 def offered_rate(fleet_size: int, calls: Sequence[CallSpec]) -> float:

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from certctl_load.errors import ConfigError
-from certctl_load.k6.durations import parse_duration_seconds
 from certctl_load.model.calls import HEARTBEAT, CallSpec, heartbeat_interval, offered_rate, with_interval
+from certctl_load.model.fleet import DEFAULT_TOKEN
 from certctl_load.model.scenario import Scenario, default_scenario_path, load_scenario
+from certctl_load.model.values import positive_duration, real_number, whole_number
 from certctl_load.runtime.httpclient import Endpoint, parse_endpoint
 
 DEFAULT_HOST = "https://certctl-server:8443"
-DEFAULT_TOKEN = "load-test-token"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -76,26 +76,6 @@ def _env_flag(environ: Mapping[str, str], name: str) -> bool | None:
     raise ConfigError(f"environment {name}={raw!r} is not a boolean (use true or false)")
 
 
-def _positive_int(value: Any, where: str) -> int:
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ConfigError(f"{where}={value!r} is not a whole number") from None
-    if number < 1:
-        raise ConfigError(f"{where}={value!r} must be at least 1")
-    return number
-
-
-def _positive_seconds(value: Any, where: str) -> float:
-    try:
-        seconds = parse_duration_seconds(value)
-    except ConfigError:
-        raise ConfigError(f"{where}={value!r} is not a duration (such as 30s, 5m or 6)") from None
-    if seconds <= 0:
-        raise ConfigError(f"{where}={value!r} must be positive")
-    return seconds
-
-
 def resolve_config(options: Any, environ: Mapping[str, str], host: str | None) -> RunConfig:
     """Apply precedence to Locust's parsed ``options``, the environment and the scenario file.
 
@@ -106,18 +86,18 @@ def resolve_config(options: Any, environ: Mapping[str, str], host: str | None) -
 
     fleet_size = scenario.fleet_size
     if environ.get("K6_AGENT_FLEET"):
-        fleet_size = _positive_int(environ["K6_AGENT_FLEET"], "environment K6_AGENT_FLEET")
+        fleet_size = whole_number(environ["K6_AGENT_FLEET"], "environment K6_AGENT_FLEET")
     if _given(getattr(options, "fleet_size", None)):
-        fleet_size = _positive_int(options.fleet_size, "--fleet-size")
+        fleet_size = whole_number(options.fleet_size, "--fleet-size")
 
     interval = scenario.heartbeat_interval_s
     explicit_interval = getattr(options, "heartbeat_interval", None)
     if not _given(explicit_interval):
         explicit_interval = None
     if explicit_interval is not None:
-        interval = _positive_seconds(explicit_interval, "--heartbeat-interval")
+        interval = positive_duration(explicit_interval, "--heartbeat-interval")
     if environ.get("K6_AGENT_RATE"):
-        rate = _positive_rate(environ["K6_AGENT_RATE"])
+        rate = real_number(environ["K6_AGENT_RATE"], "environment K6_AGENT_RATE", positive=True)
         rate_interval = fleet_size / rate
         if explicit_interval is not None and not math.isclose(rate_interval, interval, rel_tol=1e-3):
             raise ConfigError(
@@ -138,8 +118,8 @@ def resolve_config(options: Any, environ: Mapping[str, str], host: str | None) -
 
     duration = scenario.duration_s
     run_time = getattr(options, "run_time", None)
-    if run_time:
-        duration = _positive_seconds(run_time, "--run-time")
+    if _given(run_time):  # Locust's --run-time (seconds), or the text of a value it cannot take
+        duration = positive_duration(run_time, "--run-time")
 
     chosen_host = host or environ.get("CERTCTL_BASE") or DEFAULT_HOST
     endpoint = parse_endpoint(chosen_host)
@@ -183,13 +163,3 @@ def _source_addresses(raw: str | None) -> tuple[str, ...]:
         except ValueError:
             raise ConfigError(f"--source-addresses: {address!r} is not an IP address") from None
     return addresses
-
-
-def _positive_rate(raw: str) -> float:
-    try:
-        rate = float(raw)
-    except ValueError:
-        raise ConfigError(f"environment K6_AGENT_RATE={raw!r} is not a number") from None
-    if not rate > 0 or math.isinf(rate):
-        raise ConfigError(f"environment K6_AGENT_RATE={raw!r} must be positive")
-    return rate

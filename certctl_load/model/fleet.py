@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_ID_PREFIX = "ag-loadtest-"
+# The token the harness sends and the reference target accepts when none is given.
+DEFAULT_TOKEN = "load-test-token"
 SEED_VERSION = "2.1.0"
 SEED_STATUS = "Online"
 SEED_API_KEY_HASH = "loadtest_no_auth"

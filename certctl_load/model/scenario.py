@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -12,11 +12,11 @@ from typing import Any
 import yaml
 
 from certctl_load.errors import ConfigError
-from certctl_load.k6.durations import parse_duration_seconds
 from certctl_load.k6.percentiles import validate_trend_stats
 from certctl_load.k6.thresholds import Threshold, parse_thresholds
 from certctl_load.model.calls import CallSpec, heartbeat_call, heartbeat_interval, parse_calls
 from certctl_load.model.fleet import DEFAULT_ID_PREFIX
+from certctl_load.model.values import positive_duration
 
 DEFAULT_SCENARIO_NAME = "agent_storm"
 CONNECTION_MODELS = ("keep-alive", "per-request")
@@ -157,14 +157,8 @@ def parse_scenario(document: Any, source: str) -> Scenario:
     )
 
 
-def _positive_duration(values: Mapping[str, Any], key: str, bad: Any) -> float:
-    value = values[key]
-    if isinstance(value, bool):
-        raise bad(key)
+def _positive_duration(values: Mapping[str, Any], key: str, bad: Callable[[str], ConfigError]) -> float:
     try:
-        seconds = parse_duration_seconds(value)
+        return positive_duration(values[key])
     except ConfigError:
         raise bad(key) from None
-    if seconds <= 0:
-        raise bad(key)
-    return seconds

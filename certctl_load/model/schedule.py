@@ -8,6 +8,7 @@ slots strictly before ``t0 + D`` are part of the run.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 LATE_AFTER_S = 0.010
@@ -34,9 +35,6 @@ class AgentSchedule:
         """How many slots fall before the end of the run."""
         return self._count
 
-    def in_run(self, k: int) -> bool:
-        return 0 <= k < self.slot_count()
-
     def last_due(self, now: float) -> int:
         """Index of the latest slot due at ``now`` (-1 before the first)."""
         return self.first_at_or_after(now + 1e-9) - 1
@@ -52,16 +50,34 @@ class AgentSchedule:
         return k
 
 
-def agent_schedule(index: int, fleet_size: int, interval: float, t0: float, duration: float) -> AgentSchedule:
-    """The schedule of agent ``index`` (0-based) in a fleet of ``fleet_size``."""
+def agent_schedules(
+    index: int, fleet_size: int, intervals: Sequence[float], t0: float, duration: float
+) -> list[AgentSchedule]:
+    """Agent ``index``'s (0-based) schedule for each interval, in order: the fleet's agents start
+    spread evenly over the longest interval, each call then keeps its own cadence."""
     if not 0 <= index < fleet_size:
         raise ValueError(f"agent index {index} outside a fleet of {fleet_size}")
-    return AgentSchedule(start=t0 + index * interval / fleet_size, interval=interval, end=t0 + duration)
+    start = t0 + index * max(intervals) / fleet_size
+    return [AgentSchedule(start=start, interval=interval, end=t0 + duration) for interval in intervals]
+
+
+def fleet_slots(fleet_size: int, intervals: Sequence[float], duration: float) -> list[int]:
+    """For each interval, the whole fleet's slots in a run of ``duration`` seconds."""
+    totals = [0] * len(intervals)
+    for index in range(fleet_size):
+        for position, schedule in enumerate(agent_schedules(index, fleet_size, intervals, 0.0, duration)):
+            totals[position] += schedule.slot_count()
+    return totals
+
+
+def agent_schedule(index: int, fleet_size: int, interval: float, t0: float, duration: float) -> AgentSchedule:
+    """The schedule of agent ``index`` (0-based) in a fleet of ``fleet_size`` making one call."""
+    return agent_schedules(index, fleet_size, [interval], t0, duration)[0]
 
 
 def expected_beats(fleet_size: int, interval: float, duration: float) -> int:
-    """Total slots the whole fleet has in a run of ``duration`` seconds."""
-    return sum(agent_schedule(i, fleet_size, interval, 0.0, duration).slot_count() for i in range(fleet_size))
+    """Total slots the whole fleet has in a run of ``duration`` seconds, for one call."""
+    return fleet_slots(fleet_size, [interval], duration)[0]
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+
+from certctl_load.plugin.locust_internals import let_the_harness_judge_run_time
 
 
-def add_options(parser: Any) -> None:
+def add_options(parser: argparse.ArgumentParser) -> None:
     """Register the harness's options (Locust's ``init_command_line_parser`` hook)."""
+    let_the_harness_judge_run_time(parser)
     group = parser.add_argument_group("certctl-load", "certctl agent-fleet heartbeat storm")
     group.add_argument(
         "--scenario",

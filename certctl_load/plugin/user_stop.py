@@ -8,29 +8,31 @@ before Locust gets to them allocates nothing per user; Locust then finds none le
 
 from __future__ import annotations
 
-from typing import Any
-
 import gevent
+from locust.runners import Runner
+
+from certctl_load.plugin.locust_internals import set_final_user_counts, user_greenlets
 
 
-def stop_all_users(runner: Any) -> dict[str, int] | None:
+def stop_all_users(runner: Runner) -> dict[str, int] | None:
     """Kill every user greenlet but the caller's and wait until they are gone (``on_stop`` runs
     in each, as under Locust's own forced stop). Returns the per-class user counts Locust would
     have kept as the run's final ones; None when there was no user to stop (a master's users
     run on its workers) or a ``--stop-timeout`` asks for Locust's graceful stop, left to Locust."""
-    if runner.environment.stop_timeout or not runner.user_greenlets:
+    greenlets = user_greenlets(runner)
+    if runner.environment.stop_timeout or not greenlets:
         return None
     counts = dict(runner.user_classes_count)
     current = gevent.getcurrent()
-    users = [greenlet for greenlet in runner.user_greenlets if greenlet is not current]
+    users = [greenlet for greenlet in greenlets if greenlet is not current]
     for greenlet in users:
         greenlet.kill(block=False)
     gevent.joinall(users)
     return counts
 
 
-def restore_final_counts(runner: Any, counts: dict[str, int] | None) -> None:
+def restore_final_counts(runner: Runner, counts: dict[str, int] | None) -> None:
     """Put back the user counts Locust records when a run stops (its HTML report shows them):
     Locust reads them after ``test_stopping``, when ``stop_all_users`` has left none running."""
     if counts:
-        runner.final_user_classes_count = counts
+        set_final_user_counts(runner, counts)

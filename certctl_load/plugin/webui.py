@@ -4,12 +4,13 @@ Built only on Locust's extension points: ``extended_tabs``/``extended_tables``/`
 in the page's template args, the tab's rows added to ``/stats/requests`` (which the page polls every
 2 s while a test runs), and routes on ``web_ui.app``: ``certctl/live`` (the same figures as JSON) and
 ``certctl/summary.json``/``certctl/summary.txt`` (the last finished run's summaries, from the results
-directory). Everything is read from ``environment.certctl_storm``, which on a distributed master
+directory). Everything is read from the harness's current run, which on a distributed master
 holds the whole fleet's merged samples. The token is never read here.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import time
@@ -17,17 +18,20 @@ from collections import deque
 from itertools import pairwise
 from math import fsum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
 from flask import Blueprint, Response, abort, jsonify, request, send_from_directory
+from locust.env import Environment
 from locust.log import greenlet_exception_logger
 from locust.runners import STATE_CLEANUP, STATE_RUNNING, STATE_STOPPED, STATE_STOPPING
+from locust.web import WebUI
 
 from certctl_load import exitcodes
 from certctl_load.k6.thresholds import evaluate
 from certctl_load.model.config import RunConfig
-from certctl_load.runtime.run import Storm
+from certctl_load.plugin.locust_internals import REQUEST_STATS_ENDPOINT, offer_in_start_form
+from certctl_load.runtime.run import Phase, Run
 
 logger = logging.getLogger("certctl_load")
 
@@ -45,7 +49,18 @@ _VERDICTS = {
     exitcodes.TARGET_NOT_READY: "stopped early: the target is not ready",
     exitcodes.INTERRUPTED: "interrupted",
     exitcodes.HARNESS_ERROR: "harness error",
+    exitcodes.INVALID_CONFIG: "refused: the configuration is bad",
 }
+
+
+class RunSource(Protocol):
+    """Where the tab reads the current run and configuration from (the process's harness)."""
+
+    @property
+    def run(self) -> Run | None: ...
+
+    @property
+    def config(self) -> RunConfig | None: ...
 
 
 class OfferedRate:
@@ -87,34 +102,26 @@ class OfferedRate:
 class RateSampler:
     """Reads the current storm's request count every SAMPLE_PERIOD_S; a new storm starts afresh."""
 
-    def __init__(self, environment: Any) -> None:
-        self.environment = environment
-        self.storm: Storm | None = None
+    def __init__(self, source: RunSource) -> None:
+        self.source = source
+        self.run: Run | None = None
         self.meter = OfferedRate()
 
     def sample(self, now: float) -> None:
-        storm: Storm | None = getattr(self.environment, "certctl_storm", None)
-        if storm is None:
+        run = self.source.run
+        if run is None:
             return
-        if storm is not self.storm:
-            self.storm, self.meter = storm, OfferedRate()
-        self.meter.observe(now, storm.store.select("http_reqs", {}).count)
+        if run is not self.run:
+            self.run, self.meter = run, OfferedRate()
+        self.meter.observe(now, run.store.select("http_reqs", {}).count)
 
-    def rate(self, storm: Storm, now: float) -> float:
-        return self.meter.rate(now) if storm is self.storm else 0.0
+    def rate(self, run: Run, now: float) -> float:
+        return self.meter.rate(now) if run is self.run else 0.0
 
     def run(self) -> None:
         while True:
             self.sample(time.time())
             gevent.sleep(SAMPLE_PERIOD_S)
-
-
-def _phase(storm: Storm, now: float) -> str:
-    if storm.outcome is not None:
-        return "finished"
-    if storm.end is None:
-        return "spawning"
-    return "running" if now < storm.end else "draining"
 
 
 def _verdict(exit_code: int, requests: int) -> str:
@@ -133,27 +140,27 @@ def _config_figures(config: RunConfig) -> dict[str, Any]:
     }
 
 
-def live_figures(environment: Any, sampler: RateSampler, now: float) -> dict[str, Any]:
+def live_figures(source: RunSource, sampler: RateSampler, now: float) -> dict[str, Any]:
     """The current run's figures (or, before the first run, the configuration), JSON-ready."""
-    storm: Storm | None = getattr(environment, "certctl_storm", None)
-    if storm is None:
-        return {"state": "idle", **_config_figures(environment.certctl_config)}
-    config, store, outcome = storm.config, storm.store, storm.outcome
+    run = source.run
+    if run is None:
+        return {"state": Phase.IDLE.value, **(_config_figures(source.config) if source.config else {})}
+    config, store, outcome = run.config, run.store, run.outcome
     if outcome is None:
-        results = evaluate(list(config.scenario.thresholds), store, storm.test_run_duration_s(now))
+        results = evaluate(list(config.scenario.thresholds), store, run.test_run_duration_s(now))
     else:
         results = outcome.results
     return {
-        "state": _phase(storm, now),
+        "state": run.phase(now).value,
         **_config_figures(config),
-        "agents_running": storm.agents_running,
-        "offered_rate": None if outcome is not None else sampler.rate(storm, now),
+        "agents_running": run.agents_running,
+        "offered_rate": None if outcome is not None else sampler.rate(run, now),
         "rate_window_s": sampler.meter.window_s,
         "heartbeats": int(store.select("http_reqs", {}).count),
         "late": int(store.select("late_iterations", {}).count),
         "dropped": int(store.select("dropped_iterations", {}).count),
-        "stop_reason": storm.stop_reason,
-        "incidents": list(storm.incidents),
+        "stop_reason": run.stop_reason or run.refusal,
+        "incidents": list(run.incidents),
         "thresholds": [
             {
                 "metric": result.threshold.metric_key,
@@ -231,27 +238,24 @@ def table_rows(figures: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-def _offer_in_start_form(parser: Any, **_: Any) -> None:
-    """Locust's start form shows the options whose actions carry include_in_web_ui; an argument
-    group's add_argument does not set it, so the harness's form options are marked here."""
-    for action in parser._actions:
-        if action.dest in FORM_OPTIONS:
-            action.include_in_web_ui = True
+def _offer_in_start_form(parser: argparse.ArgumentParser, **_: Any) -> None:
+    offer_in_start_form(parser, FORM_OPTIONS)
 
 
-def _summary_file(environment: Any, kind: str) -> Response:
-    storm: Storm | None = getattr(environment, "certctl_storm", None)
-    if kind not in SUMMARY_KINDS or storm is None or storm.outcome is None:
+def _summary_file(source: RunSource, kind: str) -> Response:
+    run = source.run
+    outcome = None if run is None else run.outcome
+    path = None if outcome is None or kind not in SUMMARY_KINDS else getattr(outcome, SUMMARY_KINDS[kind])
+    if run is None or path is None:
         abort(404)
-    name = Path(getattr(storm.outcome, SUMMARY_KINDS[kind])).name
-    return send_from_directory(storm.config.results_dir.resolve(), name, max_age=0)
+    return send_from_directory(run.config.results_dir.resolve(), Path(path).name, max_age=0)
 
 
-def install_web_ui(environment: Any, web_ui: Any) -> gevent.Greenlet:
+def install_web_ui(source: RunSource, environment: Environment, web_ui: WebUI) -> gevent.Greenlet:
     """Add the certctl tab, its routes and its start-form options to Locust's web UI; returns the
     greenlet sampling the offered rate."""
     environment.events.init_command_line_parser.add_listener(_offer_in_start_form)
-    sampler = RateSampler(environment)
+    sampler = RateSampler(source)
     sampling = gevent.spawn(sampler.run)
     sampling.link_exception(greenlet_exception_logger(logger))
     web_ui.template_args.update(
@@ -277,24 +281,24 @@ def install_web_ui(environment: Any, web_ui: Any) -> gevent.Greenlet:
     @blueprint.route("/live")
     @web_ui.auth_required_if_enabled
     def live() -> Response:
-        return jsonify(live_figures(environment, sampler, time.time()))
+        return jsonify(live_figures(source, sampler, time.time()))
 
     @blueprint.route("/summary.<kind>")
     @web_ui.auth_required_if_enabled
     def summary(kind: str) -> Response:
-        return _summary_file(environment, kind)
+        return _summary_file(source, kind)
 
     web_ui.app.register_blueprint(blueprint)
 
     @web_ui.app.after_request
     def add_tab_rows(response: Response) -> Response:
-        if request.endpoint != "locust.request_stats" or response.status_code != 200:
+        if request.endpoint != REQUEST_STATS_ENDPOINT or response.status_code != 200:
             return response
         report = response.get_json()
-        rows = table_rows(live_figures(environment, sampler, time.time()))
+        rows = table_rows(live_figures(source, sampler, time.time()))
         report["extended_stats"] = [{"key": TAB_KEY, "data": rows}]
-        storm: Storm | None = getattr(environment, "certctl_storm", None)
-        if storm is not None and storm.outcome is None and report.get("state") in _UNJUDGED_STOP_STATES:
+        run = source.run
+        if run is not None and run.outcome is None and report.get("state") in _UNJUDGED_STOP_STATES:
             # The page polls only while a test spawns or runs: until the run is judged (a master
             # first waits for its workers) it is told "running", so the verdict reaches the tab.
             report["state"] = STATE_RUNNING

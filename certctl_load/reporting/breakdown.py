@@ -1,5 +1,4 @@
-"""What went wrong, in words: failed requests by status and network error, with hints,
-and the early stop when the target plainly cannot take the storm (rate limiter, token, seed)."""
+"""What went wrong, in words: failed requests by status and network error, with hints."""
 
 from __future__ import annotations
 
@@ -22,12 +21,6 @@ HINTS = {
     "tls_verify_failed": "TLS verification failed: give the CA with --ca-bundle, or use --insecure",
     "no_local_resources": "the load generator ran out of sockets or ports: raise its open-files limit",
 }
-
-# Statuses that mean the target cannot take this storm at all; seen early, they stop the run.
-EARLY_STOP_STATUSES = ("429", "401", "404")
-EARLY_WINDOW_S = 15.0
-EARLY_MIN_COUNT = 10
-EARLY_MIN_FRACTION = 0.10
 
 
 @dataclass(frozen=True)
@@ -70,21 +63,3 @@ def render_breakdown(rows: list[FailureRow]) -> str:
         hint = f"  ({row.hint})" if row.hint else ""
         lines.append(f"  {label:<{width + 5}} {row.count:>8}{hint}")
     return "\n".join(lines)
-
-
-def early_stop_reason(store: MetricStore, scenario: str, seconds_since_t0: float) -> str | None:
-    """A one-line diagnosis when, early in the run, many requests fail with 429, 401 or 404."""
-    if seconds_since_t0 > EARLY_WINDOW_S:
-        return None
-    total = store.select("http_reqs", {"scenario": scenario}).count
-    if not total:
-        return None
-    by_status = store.counts_by("http_reqs", "status", {"scenario": scenario})
-    for status in EARLY_STOP_STATUSES:
-        count = by_status.get(status, 0)
-        if count >= EARLY_MIN_COUNT and count >= EARLY_MIN_FRACTION * total:
-            return (
-                f"stopped early: {int(count)} of the first {int(total)} heartbeats answered {status}; "
-                f"{HINTS[status]}"
-            )
-    return None

@@ -1,4 +1,7 @@
-"""The end of a run: exact verdict, k6-shaped summaries on disk and on stdout, the exit code."""
+"""The end of a run: exact verdict, k6-shaped summaries on disk and on stdout, the exit code.
+
+It reads a run's facts (:class:`RunFacts`), never the run itself, so the run can call it.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,16 @@ import sys
 from dataclasses import dataclass
 
 from certctl_load import exitcodes
+from certctl_load.k6.metrics import MetricStore
 from certctl_load.k6.thresholds import ThresholdResult, evaluate
+from certctl_load.model.calls import CallSpec
+from certctl_load.model.config import RunConfig
 from certctl_load.reporting.breakdown import failure_breakdown, render_breakdown
 from certctl_load.reporting.files import write_atomically
 from certctl_load.reporting.junit import junit_path, write_junit
 from certctl_load.reporting.summary import CheckCount, build_summary
 from certctl_load.reporting.text_summary import render_text_summary
 from certctl_load.reporting.verdict_table import render_verdict_table
-from certctl_load.runtime.run import Storm
 
 logger = logging.getLogger("certctl_load")
 
@@ -27,8 +32,24 @@ class Outcome:
     exit_code: int
     results: list[ThresholdResult]
     requests: int
-    json_path: str
-    text_path: str
+    json_path: str | None  # None when the run was refused before any load
+    text_path: str | None
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run knows when it ends, for the judgement."""
+
+    config: RunConfig
+    calls: tuple[CallSpec, ...]
+    store: MetricStore
+    duration_s: float
+    interrupted: bool
+    harness_errors: int
+    stop_reason: str | None
+    abort_reason: str | None
+    refusal: str | None
+    incidents: tuple[str, ...]
 
 
 def exit_code_for(
@@ -39,12 +60,16 @@ def exit_code_for(
     errors: int,
     stopped_early: bool,
     run_failed: bool = False,
+    refused: bool = False,
 ) -> int:
-    """105 when interrupted; 2 when stopped early as not ready; 1 after a harness error;
-    99 on a crossed threshold (also one that aborted the run), when no request was sent or
-    when part of the fleet was lost; else 0."""
+    """Highest first: 105 when interrupted; 104 when refused before any load; 2 when stopped
+    early as not ready; 1 after a harness error (on any process); 99 on a crossed threshold
+    (also one that aborted the run), when no request was sent or when part of the fleet was
+    lost; else 0."""
     if interrupted:
         return exitcodes.INTERRUPTED
+    if refused:
+        return exitcodes.INVALID_CONFIG
     if stopped_early:
         return exitcodes.TARGET_NOT_READY
     if errors:
@@ -54,31 +79,37 @@ def exit_code_for(
     return exitcodes.OK
 
 
-def _extra_state(storm: Storm) -> dict[str, object] | None:
+def _extra_state(facts: RunFacts) -> dict[str, object] | None:
     extra: dict[str, object] = {}
-    if storm.stop_reason or storm.abort_reason:
-        extra["stopReason"] = storm.stop_reason or storm.abort_reason
-    if storm.incidents:
-        extra["incidents"] = list(storm.incidents)
+    if facts.stop_reason or facts.abort_reason:
+        extra["stopReason"] = facts.stop_reason or facts.abort_reason
+    if facts.incidents:
+        extra["incidents"] = list(facts.incidents)
     return extra or None
 
 
-def finalize(storm: Storm, now: float, *, interrupted: bool) -> Outcome:
-    """Judge the run, write both summaries atomically, print them; returns the outcome."""
-    config = storm.config
+def judge(facts: RunFacts) -> Outcome:
+    """Judge the run, write both summaries atomically, print them; returns the outcome. A run
+    refused before any load writes nothing: it logs its line and exits 104."""
+    if facts.refusal is not None:
+        logger.error("%s", facts.refusal)
+        code = exitcodes.INTERRUPTED if facts.interrupted else exitcodes.INVALID_CONFIG
+        return Outcome(code, [], 0, None, None)
+    config = facts.config
     scenario = config.scenario
-    duration_s = storm.test_run_duration_s(now)
-    store = storm.store
+    duration_s = facts.duration_s
+    store = facts.store
+    calls = facts.calls
     results = evaluate(list(scenario.thresholds), store, duration_s)
     requests = int(store.select("http_reqs", {}).count)
     checks = []
-    for call in config.calls:
+    for call in calls:
         counts = store.select("checks", {"check": call.check})
         checks.append(CheckCount(call.check, counts.passes, counts.fails))
     per_call = [
         (metric, {"name": call.name})
-        for call in config.calls
-        if len(config.calls) > 1
+        for call in calls
+        if len(calls) > 1
         for metric in ("http_req_duration", "http_req_failed", "http_reqs", "dropped_iterations")
     ]
     summary = build_summary(
@@ -88,10 +119,10 @@ def finalize(storm: Storm, now: float, *, interrupted: bool) -> Outcome:
         duration_ms=duration_s * 1000.0,
         checks=checks,
         submetrics=per_call,
-        interrupted=interrupted,
+        interrupted=facts.interrupted,
         is_stdout_tty=sys.stdout.isatty(),
         is_stderr_tty=sys.stderr.isatty(),
-        extra_state=_extra_state(storm),
+        extra_state=_extra_state(facts),
     )
     failures = failure_breakdown(store, scenario.name)
     summary["failures"] = [{"kind": row.kind, "count": row.count, "hint": row.hint} for row in failures]
@@ -99,9 +130,9 @@ def finalize(storm: Storm, now: float, *, interrupted: bool) -> Outcome:
     breakdown = render_breakdown(failures)
     if breakdown:
         text += "\n\n" + breakdown
-    if storm.stop_reason or storm.abort_reason:
-        text += "\n\n" + (storm.stop_reason or storm.abort_reason or "")
-    for incident in storm.incidents:
+    if facts.stop_reason or facts.abort_reason:
+        text += "\n\n" + (facts.stop_reason or facts.abort_reason or "")
+    for incident in facts.incidents:
         text += f"\n\nthe run is incomplete: {incident}"
     results_dir = config.results_dir
     json_path = results_dir / f"summary-{scenario.file_stem}.json"
@@ -114,10 +145,10 @@ def finalize(storm: Storm, now: float, *, interrupted: bool) -> Outcome:
     code = exit_code_for(
         results,
         requests,
-        interrupted=interrupted,
-        errors=storm.harness_errors,
-        stopped_early=storm.stop_reason is not None,
-        run_failed=bool(storm.incidents) or storm.abort_reason is not None,
+        interrupted=facts.interrupted,
+        errors=facts.harness_errors,
+        stopped_early=facts.stop_reason is not None,
+        run_failed=bool(facts.incidents) or facts.abort_reason is not None,
     )
     print(text, flush=True)
     print(render_verdict_table(results), flush=True)

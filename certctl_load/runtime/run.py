@@ -1,28 +1,41 @@
-"""One run's state in one Locust process: the agreed start, the agents to hand out, the samples."""
+"""One run in one Locust process: its phase, its steps, the agents it hands out, its samples and
+its end.
+
+A run is built whole when a test starts (:meth:`Run.__init__`) and moves through its phases
+by the transitions below; Locust's event listeners (``certctl_load.plugin``) only forward to
+them. Every moment is read from the run's clock, so the life cycle runs under a fake clock in
+tests. A run is a sequence of steps, each with its own t0 and fleet (a storm has one).
+"""
 
 from __future__ import annotations
 
+import enum
+import ssl
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from gevent.event import Event
 
+from certctl_load.k6.abort import CHECK_EVERY_S, abort_reason
 from certctl_load.k6.metrics import MetricStore
+from certctl_load.model.calls import CallSpec
 from certctl_load.model.config import RunConfig
+from certctl_load.runtime.early_stop import early_stop_reason
+from certctl_load.runtime.httpclient import make_ssl_context
+from certctl_load.runtime.judge import Outcome, RunFacts, judge
+from certctl_load.runtime.recorder import Recorder
 
-if TYPE_CHECKING:
-    import ssl
-
-    from certctl_load.runtime.judge import Outcome
-    from certctl_load.runtime.recorder import Recorder
+Clock = Callable[[], float]
 
 # The schedule starts this long after the fleet is spawned, so every agent is waiting on it
 # with its connection open (opening one takes about 0.1 ms of the generator's time).
 SCHEDULE_LEAD_S = 0.25
 CONNECT_LEAD_PER_AGENT_S = 0.0001
+# k6's gracefulStop: requests in flight at the end of the run get this long to finish.
+GRACEFUL_STOP_S = 30.0
 
 
 def schedule_lead(agents: int, minimum: float = SCHEDULE_LEAD_S) -> float:
@@ -30,8 +43,20 @@ def schedule_lead(agents: int, minimum: float = SCHEDULE_LEAD_S) -> float:
     return max(minimum, agents * CONNECT_LEAD_PER_AGENT_S)
 
 
-# k6's gracefulStop: requests in flight at the end of the run get this long to finish.
-GRACEFUL_STOP_S = 30.0
+class Phase(enum.StrEnum):
+    """Where a run is; exactly the ``state`` the web UI's ``certctl/live`` reports."""
+
+    IDLE = "idle"
+    SPAWNING = "spawning"
+    RUNNING = "running"
+    DRAINING = "draining"
+    FINISHED = "finished"
+
+
+class RequestEvent(Protocol):
+    """Locust's ``request`` event hook, as the recorders fire it."""
+
+    def fire(self, *, reverse: bool = False, **kwargs: Any) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -43,14 +68,50 @@ class AgentGrant:
     resume_at: float = 0.0
 
 
-class Storm:
-    """Per-process state of a storm; created at test start, replaced at the next."""
+@dataclass(frozen=True)
+class Step:
+    """One stretch of a run on one schedule: from ``t0`` for ``duration_s``, ``fleet_size`` agents
+    making ``calls`` (on a distributed worker these come from the master's plan)."""
 
-    def __init__(self, config: RunConfig) -> None:
+    t0: float
+    fleet_size: int
+    duration_s: float
+    calls: tuple[CallSpec, ...]
+
+    @property
+    def end(self) -> float:
+        """When the step's last slot lies (slots strictly before it are sent)."""
+        return self.t0 + self.duration_s
+
+
+def build_ssl_context(config: RunConfig) -> ssl.SSLContext | None:
+    """The run's TLS context: verifying unless --insecure; None for an http:// target."""
+    if not config.endpoint.is_tls:
+        return None
+    return make_ssl_context(insecure=config.insecure, ca_bundle=config.ca_bundle)
+
+
+class Run:
+    """A run's state and life cycle in one process (the master's holds the whole fleet's samples)."""
+
+    def __init__(self, config: RunConfig, request_event: RequestEvent, *, clock: Clock = time.time) -> None:
         self.config = config
+        self.clock = clock
         self.store = MetricStore()
-        self.t0: float | None = None
-        self.started_at = time.time()
+        self.started_at = clock()
+        self.recorders: Mapping[str, Recorder] = {
+            call.name: Recorder(
+                self.store,
+                request_event,
+                scenario=config.scenario.name,
+                name=call.name,
+                method=call.method,
+                check=call.check,
+            )
+            for call in config.calls
+        }
+        self.ssl_context = build_ssl_context(config)
+        self.steps: list[Step] = []
         self._scheduled = Event()
         self._grants: deque[AgentGrant] = deque()
         self._grants_available = Event()
@@ -59,39 +120,68 @@ class Storm:
         self.agents_running = 0
         self.waiting_for_agents = 0
         self.harness_errors = 0
-        self.recorders: dict[str, Recorder] = {}
-        self.ssl_context: ssl.SSLContext | None = None
-        self.outcome: Outcome | None = None
+        self.incidents: list[str] = []
         self.stop_reason: str | None = None  # stopped early: the target is not ready (exit 2)
         self.abort_reason: str | None = None  # stopped by an abortOnFail threshold (exit 99)
-        self.incidents: list[str] = []
-        # Set when this process stops on its own: agents send no new beat.
-        self.closing = False
+        self.refusal: str | None = None  # refused before any load: a bad configuration (exit 104)
+        self.closing = False  # no agent sends a new beat
         self.interrupted = False  # stopped by a signal
+        self.outcome: Outcome | None = None
+        self._next_abort_check = 0.0
         # Called when a user finds no agent to hold (a worker then asks the master for more).
         self.on_starved: Callable[[int], None] | None = None
 
+    # Phase -----------------------------------------------------------------------------------
+
+    @property
+    def step(self) -> Step | None:
+        """The step being run; None until the schedule is fixed."""
+        return self.steps[-1] if self.steps else None
+
+    @property
+    def t0(self) -> float | None:
+        return None if self.step is None else self.step.t0
+
     @property
     def end(self) -> float | None:
-        """When the last slot of the run lies (slots strictly before it are sent)."""
-        return None if self.t0 is None else self.t0 + self.config.duration_s
+        """When the run's last slot lies; None until the schedule is fixed."""
+        return None if self.step is None else self.step.end
 
-    def start_schedule(self, t0: float, grants: Iterable[AgentGrant]) -> None:
-        """Fix t0 and the agents this process's users will hold; wakes every waiting agent."""
-        self.t0 = t0
+    def phase(self, now: float | None = None) -> Phase:
+        """The run's phase at ``now`` (default: the clock)."""
+        if self.outcome is not None:
+            return Phase.FINISHED
+        end = self.end
+        if end is None:
+            return Phase.SPAWNING
+        moment = self.clock() if now is None else now
+        return Phase.DRAINING if self.closing or moment >= end else Phase.RUNNING
+
+    # Start -----------------------------------------------------------------------------------
+
+    def start_step(self, step: Step, grants: Iterable[AgentGrant]) -> None:
+        """Fix the step's schedule and the agents this process's users will hold; wakes every
+        waiting agent (spawning -> running)."""
+        self.steps.append(step)
         self.give_agents(grants)
         self._scheduled.set()
+
+    def start_schedule(self, t0: float, grants: Iterable[AgentGrant]) -> None:
+        """The one step of a storm: the configured fleet, calls and duration from ``t0``."""
+        config = self.config
+        self.start_step(Step(t0, config.fleet_size, config.duration_s, config.calls), grants)
 
     def give_agents(self, grants: Iterable[AgentGrant]) -> None:
         self._grants.extend(grants)
         if self._grants:
             self._grants_available.set()
 
-    def wait_for_schedule(self) -> float:
-        """Block (killably) until t0 is known; returns it."""
+    def wait_for_schedule(self) -> Step:
+        """Block (killably) until the schedule is fixed; returns the step."""
         self._scheduled.wait()
-        assert self.t0 is not None
-        return self.t0
+        step = self.step
+        assert step is not None
+        return step
 
     def claim_agent(self) -> AgentGrant:
         """The next agent no other user holds (blocks, killably, until one is granted)."""
@@ -112,9 +202,33 @@ class Storm:
         self.agents_running -= 1
         self._grants.append(grant)
 
+    # While it runs ---------------------------------------------------------------------------
+
+    def refuse(self, line: str) -> None:
+        """Refuse the run before any load (a bad configuration somewhere): exit 104."""
+        self.refusal = self.refusal or line
+        self.closing = True
+
+    def stop_reason_now(self, now: float) -> str | None:
+        """Why the run must stop now, if it must: refused, the target plainly cannot take the storm
+        (a burst of 429/401/404 early on), or an abortOnFail threshold crossed (checked every 2 s)."""
+        if self.refusal is not None:
+            return self.refusal
+        t0 = self.t0
+        if t0 is None:
+            return None
+        elapsed = now - t0
+        scenario = self.config.scenario.name
+        self.stop_reason = self.stop_reason or early_stop_reason(self.store, scenario, elapsed)
+        if self.stop_reason is None and self.abort_reason is None and elapsed >= self._next_abort_check:
+            self._next_abort_check = elapsed + CHECK_EVERY_S
+            self.abort_reason = abort_reason(self.config.scenario.thresholds, self.store, elapsed)
+        return self.stop_reason or self.abort_reason
+
     def schedule_over(self, now: float) -> bool:
         """True once the run's last slot has passed."""
-        return self.end is not None and now >= self.end
+        end = self.end
+        return end is not None and now >= end
 
     def is_drained(self, now: float) -> bool:
         """True once the run's end has passed and no request is in flight (or the grace ran out)."""
@@ -125,6 +239,46 @@ class Storm:
 
     def test_run_duration_s(self, now: float) -> float:
         """From t0 to the later of the run's end and the last response (at least the duration)."""
-        if self.t0 is None:
+        step = self.step
+        if step is None:
             return max(now - self.started_at, 0.0)
-        return max(self.config.duration_s, min(now, self.last_response_at) - self.t0)
+        return max(step.duration_s, min(now, self.last_response_at) - step.t0)
+
+    # End -------------------------------------------------------------------------------------
+
+    def finish(
+        self,
+        now: float,
+        *,
+        interrupted: bool = False,
+        lost_beats: Mapping[str, int] | None = None,
+        worker_errors: int = 0,
+    ) -> Outcome:
+        """Judge the run once (later calls return the same outcome): write the summaries, decide
+        the exit code. It was cut short when interrupted, or when it ended before its schedule
+        without stopping on purpose."""
+        if self.outcome is not None:
+            return self.outcome
+        for name, count in (lost_beats or {}).items():
+            self.recorders[name].dropped(count)
+        stopped_on_purpose = any((self.stop_reason, self.abort_reason, self.refusal))
+        ended_before_schedule = not stopped_on_purpose and not self.schedule_over(now)
+        cut_short = interrupted or self.interrupted or ended_before_schedule
+        self.outcome = judge(self._facts(now, cut_short, worker_errors))
+        return self.outcome
+
+    def _facts(self, now: float, cut_short: bool, worker_errors: int) -> RunFacts:
+        step = self.step
+        calls: Sequence[CallSpec] = self.config.calls if step is None else step.calls
+        return RunFacts(
+            config=self.config,
+            calls=tuple(calls),
+            store=self.store,
+            duration_s=self.test_run_duration_s(now),
+            interrupted=cut_short,
+            harness_errors=self.harness_errors + worker_errors,
+            stop_reason=self.stop_reason,
+            abort_reason=self.abort_reason,
+            refusal=self.refusal,
+            incidents=tuple(self.incidents),
+        )

@@ -24,7 +24,8 @@ from gevent import ssl
 
 from certctl_load import exitcodes
 from certctl_load.errors import ConfigError, HarnessError
-from certctl_load.model.fleet import DEFAULT_ID_PREFIX
+from certctl_load.model.fleet import DEFAULT_ID_PREFIX, DEFAULT_TOKEN
+from certctl_load.model.values import for_argparse, fraction, real_number, whole_number
 from certctl_load.target import tls
 from certctl_load.target.app import ApiKeys, CertctlApp
 from certctl_load.target.faults import EvenSpread, HeartbeatTiming, StallWindow
@@ -36,7 +37,6 @@ from certctl_load.target.store import AgentStore
 HELP = "Serve certctl's agent heartbeat API (the reference target), with optional delays and faults"
 AUTH_SECRET_ENV = "CERTCTL_AUTH_SECRET"
 DATABASE_URL_ENV = "CERTCTL_DATABASE_URL"  # as certctl_load.db.dsn.ENV_VAR (not imported: it loads psycopg)
-DEFAULT_TOKEN = "load-test-token"
 DEFAULT_RATE_BURST = 100
 STOP_GRACE_S = 2.0
 _WILDCARDS = ("", "0.0.0.0", "::")
@@ -44,41 +44,18 @@ _WILDCARDS = ("", "0.0.0.0", "::")
 log = logging.getLogger("certctl_load.target")
 
 
-def _fraction(text: str) -> Fraction:
-    try:
-        value = Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
-    return value
+def _non_negative_count(text: str) -> int:
+    return whole_number(text, minimum=0)
 
 
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number of 0 or more")
-    return value
+def _positive_number(text: str) -> float:
+    return real_number(text, positive=True)
 
 
-def _positive(text: str) -> float:
-    value = _non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
+_fraction = for_argparse(fraction)
+_non_negative = for_argparse(real_number)
+_positive = for_argparse(_positive_number)
+_count = for_argparse(_non_negative_count)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,100 @@
+"""One call of one agent on its absolute schedule: the request it sends, its connection, its drop
+and lateness accounting."""
+
+from __future__ import annotations
+
+import gevent
+
+from certctl_load.model import fleet
+from certctl_load.model.calls import CallSpec, call_schedules
+from certctl_load.model.schedule import AgentSchedule, after_response, on_wake
+from certctl_load.runtime.httpclient import Connection, build_request
+from certctl_load.runtime.recorder import Recorder
+from certctl_load.runtime.run import Run
+
+
+def call_request(run: Run, call: CallSpec, agent_number: int) -> bytes:
+    """The request bytes of one call for one agent, built once and sent on every beat."""
+    config = run.config
+    agent_id = fleet.agent_id(agent_number, config.scenario.id_prefix)
+    body = call.request_body(agent_number)
+    headers = {"Authorization": f"Bearer {config.token}", "User-Agent": "certctl-load"}
+    if body:
+        headers["Content-Type"] = "application/json"
+    return build_request(config.endpoint, call.method, call.path.replace("{id}", agent_id), headers, body)
+
+
+class CallLoop:
+    """One call of one agent: its schedule, its connection, its drop and lateness accounting."""
+
+    __slots__ = ("run", "recorder", "schedule", "request", "next_slot", "connection")
+
+    def __init__(
+        self,
+        run: Run,
+        recorder: Recorder,
+        schedule: AgentSchedule,
+        request: bytes,
+        first_slot: int,
+        source_address: str | None = None,
+    ) -> None:
+        config = run.config
+        self.run = run
+        self.recorder = recorder
+        self.schedule = schedule
+        self.request = request
+        self.next_slot = first_slot
+        self.connection = Connection(
+            config.endpoint,
+            ssl_context=run.ssl_context,
+            timeout_s=config.scenario.request_timeout_s,
+            keep_alive=config.scenario.connection == "keep-alive",
+            source_address=source_address,
+        )
+
+    def seconds_to_next(self, now: float) -> float | None:
+        """How long until the next slot; None once the run has no slot left for this call."""
+        if self.next_slot >= self.schedule.slot_count():
+            return None
+        return max(0.0, self.schedule.slot_time(self.next_slot) - now)
+
+    def beat(self) -> None:
+        """Send the request due now (dropping slots missed while unable to send), record it."""
+        schedule, run = self.schedule, self.run
+        wake = on_wake(schedule, self.next_slot, run.clock())
+        self.recorder.dropped(wake.dropped)
+        if wake.slot >= schedule.slot_count() or run.closing:
+            self.next_slot = wake.slot
+            return
+        run.inflight += 1
+        try:
+            exchange = self.connection.request(self.request)
+        finally:
+            run.inflight -= 1
+        finished = run.clock()
+        run.last_response_at = max(run.last_response_at, finished)
+        self.recorder.record(exchange, late=wake.late)
+        self.next_slot, dropped = after_response(schedule, wake.slot, finished)
+        self.recorder.dropped(dropped)
+
+    def run_forever(self) -> None:
+        """The loop of a secondary call, in its own greenlet until the run ends or the user stops."""
+        while (wait := self.seconds_to_next(self.run.clock())) is not None:
+            gevent.sleep(wait)
+            self.beat()
+
+
+def agent_loops(run: Run, index: int, resume_at: float) -> list[CallLoop]:
+    """Agent ``index``'s loops, one per call of the run's step, from its first slot at or after
+    ``resume_at``; each with its connection not yet opened."""
+    step = run.step
+    assert step is not None, "the schedule is not fixed yet"
+    schedules = call_schedules(index, step.fleet_size, step.calls, step.t0, step.duration_s)
+    sources = run.config.source_addresses
+    source = sources[index % len(sources)] if sources else None
+    loops = []
+    for call, schedule in zip(step.calls, schedules, strict=True):
+        request = call_request(run, call, index + 1)
+        first_slot = schedule.first_at_or_after(resume_at)
+        loops.append(CallLoop(run, run.recorders[call.name], schedule, request, first_slot, source))
+    return loops
