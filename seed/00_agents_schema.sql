@@ -5,6 +5,9 @@
 -- has migrated, every statement here is a no-op, so it is safe to run (and rerun) anywhere:
 --
 --   psql "$CERTCTL_DATABASE_URL" -f seed/00_agents_schema.sql
+--
+-- The reference target's SQLite fleet runs this file too: every statement is also SQLite, which wants
+-- the default (NOW()) in parentheses and gets NOW() from the store (RFC 3339 UTC text).
 
 CREATE TABLE IF NOT EXISTS agents (
     id                TEXT PRIMARY KEY,
@@ -12,7 +15,7 @@ CREATE TABLE IF NOT EXISTS agents (
     hostname          VARCHAR(255) NOT NULL,
     status            VARCHAR(50)  NOT NULL DEFAULT 'offline',
     last_heartbeat_at TIMESTAMPTZ,
-    registered_at     TIMESTAMPTZ  NOT NULL DEFAULT NOW(),
+    registered_at     TIMESTAMPTZ  NOT NULL DEFAULT (NOW()),
     api_key_hash      VARCHAR(255) NOT NULL,
     os                VARCHAR(100) DEFAULT '',
     architecture      VARCHAR(100) DEFAULT '',

@@ -18,6 +18,8 @@
 --   - `name` is UNIQUE. If another agent (any other id) already holds one of the seed's names,
 --     the script stops with an error naming those agents and writes nothing.
 --   - Rows beyond <fleet> from an earlier, larger seed are left as they are; nothing is deleted.
+-- The upsert is agent_fleet_upsert.sql, included from this file's directory (\ir): the one the
+-- Python seeders run too.
 -- One transaction; ends with a NOTICE counting the ag-loadtest-% rows. PostgreSQL 15 and 16.
 
 \set ON_ERROR_STOP on
@@ -61,23 +63,7 @@ BEGIN
     END IF;
 END $$;
 
-INSERT INTO agents (id, name, hostname, status, last_heartbeat_at, registered_at, api_key_hash,
-                    os, architecture, ip_address, version)
-SELECT id, name, hostname, status, last_heartbeat_at, registered_at, api_key_hash,
-       os, architecture, ip_address, version
-  FROM loadtest_fleet
-ON CONFLICT (id) DO UPDATE SET
-    name = EXCLUDED.name,
-    hostname = EXCLUDED.hostname,
-    status = EXCLUDED.status,
-    last_heartbeat_at = EXCLUDED.last_heartbeat_at,
-    api_key_hash = EXCLUDED.api_key_hash,
-    os = EXCLUDED.os,
-    architecture = EXCLUDED.architecture,
-    ip_address = EXCLUDED.ip_address,
-    version = EXCLUDED.version,
-    retired_at = NULL,
-    retired_reason = NULL;
+\ir agent_fleet_upsert.sql
 
 DO $$
 DECLARE

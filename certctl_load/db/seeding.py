@@ -1,9 +1,10 @@
 """Seeding certctl's ``agents`` table with the load-test fleet, and removing the fleet again.
 
 :func:`seed_fleet` writes the same rows as ``seed/02_agent_fleet.sql`` (values from
-:mod:`certctl_load.model.fleet`): one transaction, COPY into a temporary table, then one upsert
-that returns every seeded agent to its clean state. It never deletes. :func:`unseed_fleet`
-deletes the load-test agents that nothing references and names the others.
+:mod:`certctl_load.model.fleet`): one transaction, COPY into a temporary table, staged as
+``loadtest_fleet`` with timestamps from the database's ``now()``, then the fleet upsert that script
+runs too (``seed/agent_fleet_upsert.sql``), returning every seeded agent to its clean state. It never
+deletes. :func:`unseed_fleet` deletes the load-test agents that nothing references and names the others.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from certctl_load.db.dsn import connect, describe_error, mask_dsn
+from certctl_load.db.seed_files import FLEET_UPSERT, read_seed_sql
 from certctl_load.errors import ConfigError, HarnessError
 from certctl_load.model.fleet import DEFAULT_ID_PREFIX, SeedRow, seed_row
 
@@ -28,38 +30,27 @@ SEED_COLUMNS = (
 _SEEDED_SUFFIX = "^[0-9]{5,}$"
 _NAMES_SHOWN = 5
 
-_CREATE_STAGING = """
-CREATE TEMP TABLE loadtest_fleet (
+_CREATE_SEED_ROWS = """
+CREATE TEMP TABLE loadtest_seed_rows (
     id text, name text, hostname text, status text, heartbeat_age_seconds integer,
     registered_age_days integer, api_key_hash text, os text, architecture text, ip_address text,
     version text
 ) ON COMMIT DROP
 """
-_STAGED_FIELDS = ", ".join(field.name for field in dataclasses.fields(SeedRow))
-_COPY_STAGING = f"COPY loadtest_fleet ({_STAGED_FIELDS}) FROM STDIN"
+_SEED_ROW_FIELDS = ", ".join(field.name for field in dataclasses.fields(SeedRow))
+_COPY_SEED_ROWS = f"COPY loadtest_seed_rows ({_SEED_ROW_FIELDS}) FROM STDIN"
+# The staging table the fleet upsert reads, timestamps computed as 02_agent_fleet.sql computes them.
+_STAGE_FLEET = """
+CREATE TEMP TABLE loadtest_fleet ON COMMIT DROP AS
+SELECT id, name, hostname, status,
+       now() - make_interval(secs => heartbeat_age_seconds) AS last_heartbeat_at,
+       now() - make_interval(days => registered_age_days) AS registered_at,
+       api_key_hash, os, architecture, ip_address, version
+  FROM loadtest_seed_rows
+"""
 _TAKEN_NAMES = """
 SELECT f.name, a.id FROM loadtest_fleet AS f JOIN agents AS a ON a.name = f.name AND a.id <> f.id
 ORDER BY f.id
-"""
-_UPSERT = """
-INSERT INTO agents (id, name, hostname, status, last_heartbeat_at, registered_at, api_key_hash,
-                    os, architecture, ip_address, version)
-SELECT id, name, hostname, status, now() - make_interval(secs => heartbeat_age_seconds),
-       now() - make_interval(days => registered_age_days), api_key_hash,
-       os, architecture, ip_address, version
-  FROM loadtest_fleet
-ON CONFLICT (id) DO UPDATE SET
-    name = EXCLUDED.name,
-    hostname = EXCLUDED.hostname,
-    status = EXCLUDED.status,
-    last_heartbeat_at = EXCLUDED.last_heartbeat_at,
-    api_key_hash = EXCLUDED.api_key_hash,
-    os = EXCLUDED.os,
-    architecture = EXCLUDED.architecture,
-    ip_address = EXCLUDED.ip_address,
-    version = EXCLUDED.version,
-    retired_at = NULL,
-    retired_reason = NULL
 """
 _REFERENCING_KEYS = """
 SELECT n.nspname, r.relname, c.conrelid::regclass::text,
@@ -97,12 +88,9 @@ def seed_fleet(dsn: str, fleet_size: int, prefix: str = DEFAULT_ID_PREFIX) -> in
         try:
             with conn.transaction():
                 _require_agents_table(conn, masked, SEED_COLUMNS)
-                conn.execute(_CREATE_STAGING)
-                with conn.cursor() as cursor, cursor.copy(_COPY_STAGING) as copy:
-                    for g in range(1, fleet_size + 1):
-                        copy.write_row(dataclasses.astuple(seed_row(g, prefix)))
+                _stage_fleet(conn, fleet_size, prefix)
                 _refuse_taken_names(conn, masked)
-                conn.execute(_UPSERT)
+                conn.execute(read_seed_sql(FLEET_UPSERT))
                 return _count_prefixed(conn, prefix)
         except psycopg.Error as error:
             raise HarnessError(f"seeding {masked} failed: {describe_error(error, dsn)}") from None
@@ -151,6 +139,15 @@ def _require_agents_table(conn: psycopg.Connection[Any], masked: str, columns: t
             f"the agents table in {masked} lacks column(s) {', '.join(missing)}: "
             "start an up-to-date certctl-server once against this database (its migrations add them)"
         )
+
+
+def _stage_fleet(conn: psycopg.Connection[Any], fleet_size: int, prefix: str) -> None:
+    """Fill the fleet upsert's staging table ``loadtest_fleet`` with agents 1..fleet_size."""
+    conn.execute(_CREATE_SEED_ROWS)
+    with conn.cursor() as cursor, cursor.copy(_COPY_SEED_ROWS) as copy:
+        for g in range(1, fleet_size + 1):
+            copy.write_row(dataclasses.astuple(seed_row(g, prefix)))
+    conn.execute(_STAGE_FLEET)
 
 
 def _refuse_taken_names(conn: psycopg.Connection[Any], masked: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import gevent.queue
@@ -22,42 +22,16 @@ from certctl_load.db.seeding import seed_fleet
 from certctl_load.errors import ConfigError, HarnessError
 from certctl_load.model import fleet
 from certctl_load.model.fleet import DEFAULT_ID_PREFIX
-from certctl_load.target.store import METADATA_LIMITS, RETIRED_REASON, HeartbeatOutcome
+from certctl_load.target.store import RETIRED_REASON, AgentStatements, Dialect, HeartbeatOutcome, rfc3339
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CONNECT_TIMEOUT_S = 5
-ONLINE = "Online"  # certctl's domain.AgentStatusOnline
-# certctl scans these into Go strings: a NULL fails the row scan and the heartbeat answers 500.
-_SCANNED_AS_STRING = ("os", "architecture", "ip_address", "version")
-
-# certctl's AgentRepository.Get: by id, retired rows included.
-_SELECT_AGENT = """
-SELECT id, name, hostname, status, last_heartbeat_at, registered_at, api_key_hash,
-       os, architecture, ip_address, version, retired_at, retired_reason
-  FROM agents WHERE id = %s
-"""
-# certctl's AgentRepository.UpdateHeartbeat: each metadata column kept when the new value is ''.
-_UPDATE_HEARTBEAT = """
-UPDATE agents SET
-    last_heartbeat_at = now(),
-    hostname = CASE WHEN %(hostname)s = '' THEN hostname ELSE %(hostname)s END,
-    os = CASE WHEN %(os)s = '' THEN os ELSE %(os)s END,
-    architecture = CASE WHEN %(architecture)s = '' THEN architecture ELSE %(architecture)s END,
-    ip_address = CASE WHEN %(ip_address)s = '' THEN ip_address ELSE %(ip_address)s END,
-    version = CASE WHEN %(version)s = '' THEN version ELSE %(version)s END
- WHERE id = %(id)s AND retired_at IS NULL
-"""
-# certctl's AgentRepository.Update, called with the row read before the heartbeat and status Online:
-# it writes back the pre-heartbeat timestamp and metadata (a quirk kept on purpose).
-_UPDATE_AGENT = """
-UPDATE agents SET
-    name = %(name)s, hostname = %(hostname)s, status = %(status)s, last_heartbeat_at = %(last_heartbeat_at)s,
-    api_key_hash = %(api_key_hash)s, os = %(os)s, architecture = %(architecture)s,
-    ip_address = %(ip_address)s, version = %(version)s
- WHERE id = %(id)s
-"""
+# PostgreSQL refuses an over-long value itself, as it does for certctl.
+_STATEMENTS = AgentStatements(
+    Dialect(named_param="%({})s", error=psycopg.Error, enforces_varchar_lengths=True)
+)
 
 
 class _ConnectionPool:
@@ -138,13 +112,15 @@ class PgAgentStore:
 
     def heartbeat(self, agent_id: str, metadata: Mapping[str, str]) -> HeartbeatOutcome:
         try:
-            return self._with_connection(lambda conn: _heartbeat(conn, agent_id, metadata))
+            return self._with_connection(lambda conn: _STATEMENTS.heartbeat(conn, agent_id, metadata))
         except psycopg.Error as error:
             log.debug("heartbeat for %s failed: %s", agent_id, describe_error(error, self._dsn))
             return HeartbeatOutcome.ERROR
 
     def get_agent(self, agent_id: str) -> dict[str, Any] | None:
-        row = self._with_connection(lambda conn: conn.execute(_SELECT_AGENT, (agent_id,)).fetchone())
+        row = self._with_connection(
+            lambda conn: conn.execute(_STATEMENTS.select_agent, {"id": agent_id}).fetchone()
+        )
         if row is None:
             return None
         return {key: _json_ready(value) for key, value in row.items()}
@@ -152,9 +128,7 @@ class PgAgentStore:
     def agent_exists(self, agent_id: str) -> bool | None:
         try:
             return self._with_connection(
-                lambda conn: (
-                    conn.execute("SELECT 1 FROM agents WHERE id = %s", (agent_id,)).fetchone() is not None
-                )
+                lambda conn: conn.execute(_STATEMENTS.agent_exists, {"id": agent_id}).fetchone() is not None
             )
         except psycopg.Error:
             return None
@@ -181,26 +155,6 @@ class PgAgentStore:
             return work(conn)
 
 
-def _heartbeat(conn: psycopg.Connection[Any], agent_id: str, metadata: Mapping[str, str]) -> HeartbeatOutcome:
-    """certctl's AgentService.HeartbeatWithContext, statement for statement."""
-    agent = conn.execute(_SELECT_AGENT, (agent_id,)).fetchone()
-    if agent is None:
-        return HeartbeatOutcome.NOT_FOUND
-    if any(agent[column] is None for column in _SCANNED_AS_STRING):
-        return HeartbeatOutcome.ERROR
-    if agent["retired_at"] is not None:
-        return HeartbeatOutcome.RETIRED
-    values = {column: metadata.get(column, "") for column in METADATA_LIMITS}
-    if conn.execute(_UPDATE_HEARTBEAT, {"id": agent_id, **values}).rowcount == 0:
-        return HeartbeatOutcome.NOT_FOUND
-    if agent["status"] != ONLINE:
-        try:
-            conn.execute(_UPDATE_AGENT, {**agent, "status": ONLINE})
-        except psycopg.Error as error:  # certctl logs this one and still answers 200
-            log.error("failed to update agent status for %s: %s", agent_id, error)
-    return HeartbeatOutcome.RECORDED
-
-
 def _retire(dsn: str, agent_ids: list[str]) -> None:
     if not agent_ids:
         return
@@ -218,5 +172,5 @@ def _retire(dsn: str, agent_ids: list[str]) -> None:
 def _json_ready(value: Any) -> Any:
     """Timestamps as RFC 3339 UTC strings; everything else as stored."""
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return rfc3339(value)
     return value
