@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint bench stack clean
+.PHONY: demo test test-fast lint bench stack clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,8 +15,11 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not e2e"
+
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy && $(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed
 	$(PY) bench/storm_accuracy.py
@@ -32,4 +35,4 @@ stack:
 		--exit-code-from master master worker; code=$$?; $(STACK) down -v; exit $$code
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -7,6 +7,7 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import importlib  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 from certctl_load.errors import HarnessError  # noqa: E402
 
@@ -32,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
     try:
-        return args.run(args)
+        return run(args)
     except HarnessError as error:
         print(f"certctl-load {args.command}: {error}", file=sys.stderr)
         return error.exit_code

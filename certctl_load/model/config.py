@@ -16,10 +16,10 @@ from typing import Any
 
 from certctl_load.errors import ConfigError
 from certctl_load.model.calls import HEARTBEAT, CallSpec, heartbeat_interval, offered_rate, with_interval
+from certctl_load.model.endpoint import Endpoint, parse_endpoint
 from certctl_load.model.fleet import DEFAULT_TOKEN
 from certctl_load.model.scenario import Scenario, default_scenario_path, load_scenario
 from certctl_load.model.values import positive_duration, real_number, whole_number
-from certctl_load.runtime.httpclient import Endpoint, parse_endpoint
 
 DEFAULT_HOST = "https://certctl-server:8443"
 _TRUE = {"1", "true", "yes", "on"}

@@ -14,5 +14,7 @@ class StormShape(LoadTestShape):
     use_common_options = True
 
     def tick(self) -> tuple[int, float] | None:
-        fleet_size = harness_for(self.runner.environment).shape_tick(self.runner.user_count)
+        runner = self.runner
+        assert runner is not None, "Locust ticks a shape only once it has a runner"
+        fleet_size = harness_for(runner.environment).shape_tick(runner.user_count)
         return None if fleet_size is None else (fleet_size, float(fleet_size))

@@ -104,19 +104,19 @@ class RateSampler:
 
     def __init__(self, source: RunSource) -> None:
         self.source = source
-        self.run: Run | None = None
+        self.current: Run | None = None
         self.meter = OfferedRate()
 
     def sample(self, now: float) -> None:
         run = self.source.run
         if run is None:
             return
-        if run is not self.run:
-            self.run, self.meter = run, OfferedRate()
+        if run is not self.current:
+            self.current, self.meter = run, OfferedRate()
         self.meter.observe(now, run.store.select("http_reqs", {}).count)
 
     def rate(self, run: Run, now: float) -> float:
-        return self.meter.rate(now) if run is self.run else 0.0
+        return self.meter.rate(now) if run is self.current else 0.0
 
     def run(self) -> None:
         while True:
@@ -275,6 +275,8 @@ def install_web_ui(source: RunSource, environment: Environment, web_ui: WebUI) -
             {"href": SUMMARY_HREF.format(kind="txt"), "title": "certctl summary of the last run (text)"},
         ],
     )
+    app = web_ui.app
+    assert app is not None, "Locust's web UI has its Flask app once it is built"
     base_path = getattr(environment.parsed_options, "web_base_path", "") or ""
     blueprint = Blueprint("certctl", __name__, url_prefix=f"{base_path}/certctl")
 
@@ -288,9 +290,9 @@ def install_web_ui(source: RunSource, environment: Environment, web_ui: WebUI) -
     def summary(kind: str) -> Response:
         return _summary_file(source, kind)
 
-    web_ui.app.register_blueprint(blueprint)
+    app.register_blueprint(blueprint)
 
-    @web_ui.app.after_request
+    @app.after_request
     def add_tab_rows(response: Response) -> Response:
         if request.endpoint != REQUEST_STATS_ENDPOINT or response.status_code != 200:
             return response

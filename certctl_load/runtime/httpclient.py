@@ -15,9 +15,10 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import Any
 
 from certctl_load.errors import ConfigError
+from certctl_load.model.endpoint import Endpoint
 
 _HEAD_LIMIT = 64 * 1024
 _BODY_KEEP = 512
@@ -27,51 +28,16 @@ _RECV_SIZE = 16 * 1024
 # agents with a buffer each would hold 235 MB).
 _SHARED_BUFFER = memoryview(bytearray(_RECV_SIZE))
 # The target's address, resolved once per process rather than once per connection.
-_ADDRESSES: dict[tuple[str, int], tuple[int, int, int, object]] = {}
+_ADDRESSES: dict[tuple[str, int], tuple[int, int, int, tuple[Any, ...]]] = {}
 
 
-def _resolve(host: str, port: int) -> tuple[int, int, int, object]:
+def _resolve(host: str, port: int) -> tuple[int, int, int, tuple[Any, ...]]:
     """(family, type, proto, sockaddr) of the target, cached; raises socket.gaierror."""
     key = (host, port)
     if key not in _ADDRESSES:
         family, kind, proto, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         _ADDRESSES[key] = (family, kind, proto, sockaddr)
     return _ADDRESSES[key]
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where requests go: scheme, host, port and the base path of the target URL."""
-
-    scheme: str
-    host: str
-    port: int
-    base_path: str
-
-    @property
-    def is_tls(self) -> bool:
-        return self.scheme == "https"
-
-    @property
-    def host_header(self) -> str:
-        default_port = 443 if self.is_tls else 80
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == default_port else f"{host}:{self.port}"
-
-
-def parse_endpoint(url: str) -> Endpoint:
-    """Split a target URL such as ``https://certctl-server:8443``; a bad one is a ConfigError."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as error:
-        raise ConfigError(f"host {url!r} is not a valid URL: {error}") from None
-    if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"host {url!r} must start with http:// or https://")
-    if not parts.hostname:
-        raise ConfigError(f"host {url!r} names no server")
-    default_port = 443 if parts.scheme == "https" else 80
-    return Endpoint(parts.scheme, parts.hostname, port or default_port, parts.path.rstrip("/"))
 
 
 def build_request(
@@ -256,21 +222,21 @@ class Connection:
             if not content_length.isdigit():
                 raise _ProtocolError("bad Content-Length")
             length = int(content_length)
-            body = bytearray(rest)
-            while len(body) < length:
+            collected = bytearray(rest)
+            while len(collected) < length:
                 count = sock.recv_into(view)
                 if count == 0:
                     raise _ProtocolError("connection closed inside the response body")
-                body += view[:count]
-            kept = bytes(body[:length]) if want_body else bytes(body[: min(length, _BODY_KEEP)])
+                collected += view[:count]
+            kept = bytes(collected[:length]) if want_body else bytes(collected[: min(length, _BODY_KEEP)])
             return status, kept, received + length, not close
-        body = bytearray(rest)
+        collected = bytearray(rest)  # no length: the body ends when the server closes
         while True:
             count = sock.recv_into(view)
             if count == 0:
                 break
-            body += view[:count]
-        return status, bytes(body), received + len(body), False
+            collected += view[:count]
+        return status, bytes(collected), received + len(collected), False
 
     def _read_chunked(self, sock: socket.socket, data: bytearray) -> tuple[bytes, int]:
         view = _SHARED_BUFFER

@@ -193,7 +193,7 @@ def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
         return tls.server_context(Path(args.tls_cert), Path(args.tls_key))
     if not args.tls:
         return None
-    names = tls.DEFAULT_NAMES
+    names: tuple[str, ...] = tls.DEFAULT_NAMES
     if args.host not in names and args.host not in _WILDCARDS:
         names += (args.host,)
     with tempfile.TemporaryDirectory(prefix="certctl-load-tls-") as workdir:

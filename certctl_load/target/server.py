@@ -230,14 +230,17 @@ class HttpServer:
         gevent.joinall(list(self._busy), timeout=grace_s)
         gevent.killall(list(self._busy | self._idle), timeout=1.0)
 
-    def _serve(self, sock: socket.socket, address: tuple) -> None:
+    def _serve(self, sock: socket.socket, address: tuple[str, int]) -> None:
         greenlet = gevent.getcurrent()
         self._idle.add(greenlet)
         try:
             if self._ssl_context is not None:
-                sock = self._ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-                sock.settimeout(HANDSHAKE_TIMEOUT_S)
-                sock.do_handshake()
+                tls_sock = self._ssl_context.wrap_socket(
+                    sock, server_side=True, do_handshake_on_connect=False
+                )
+                tls_sock.settimeout(HANDSHAKE_TIMEOUT_S)
+                tls_sock.do_handshake()
+                sock = tls_sock
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             connection = _Connection(sock, (address[0], address[1]))
             while not self._stopping and self._serve_one(connection, greenlet):
