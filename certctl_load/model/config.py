@@ -22,6 +22,7 @@ from certctl_load.model.scenario import Scenario, default_scenario_path, load_sc
 from certctl_load.model.values import positive_duration, real_number, whole_number
 
 DEFAULT_HOST = "https://certctl-server:8443"
+REQUEST_TRACE_ENV = "CERTCTL_LOAD_REQUEST_TRACE"  # bench-only, see runtime.request_trace
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -42,6 +43,7 @@ class RunConfig:
     skip_preflight: bool
     calls: tuple[CallSpec, ...]
     source_addresses: tuple[str, ...] = ()
+    request_trace: Path | None = None  # bench-only: CERTCTL_LOAD_REQUEST_TRACE
 
     @property
     def heartbeat_interval_s(self) -> float:
@@ -150,6 +152,7 @@ def resolve_config(options: Any, environ: Mapping[str, str], host: str | None) -
         skip_preflight=bool(getattr(options, "skip_preflight", False)),
         calls=calls,
         source_addresses=_source_addresses(getattr(options, "source_addresses", None)),
+        request_trace=Path(environ[REQUEST_TRACE_ENV]) if environ.get(REQUEST_TRACE_ENV) else None,
     )
 
 

@@ -27,7 +27,7 @@ def call_request(run: Run, call: CallSpec, agent_number: int) -> bytes:
 class CallLoop:
     """One call of one agent: its schedule, its connection, its drop and lateness accounting."""
 
-    __slots__ = ("run", "recorder", "schedule", "request", "next_slot", "connection")
+    __slots__ = ("run", "recorder", "schedule", "request", "next_slot", "connection", "agent")
 
     def __init__(
         self,
@@ -37,9 +37,11 @@ class CallLoop:
         request: bytes,
         first_slot: int,
         source_address: str | None = None,
+        agent: int = 0,
     ) -> None:
         config = run.config
         self.run = run
+        self.agent = agent
         self.recorder = recorder
         self.schedule = schedule
         self.request = request
@@ -67,6 +69,7 @@ class CallLoop:
             self.next_slot = wake.slot
             return
         run.inflight += 1
+        sent_at = run.clock()
         try:
             exchange = self.connection.request(self.request)
         finally:
@@ -74,6 +77,9 @@ class CallLoop:
         finished = run.clock()
         run.last_response_at = max(run.last_response_at, finished)
         self.recorder.record(exchange, late=wake.late)
+        if run.trace is not None:
+            slot_at = schedule.slot_time(wake.slot)
+            run.trace.write(self.agent, slot_at, sent_at, finished, exchange.duration_s, exchange.status)
         self.next_slot, dropped = after_response(schedule, wake.slot, finished)
         self.recorder.dropped(dropped)
 
@@ -96,5 +102,5 @@ def agent_loops(run: Run, index: int, resume_at: float) -> list[CallLoop]:
     for call, schedule in zip(step.calls, schedules, strict=True):
         request = call_request(run, call, index + 1)
         first_slot = schedule.first_at_or_after(resume_at)
-        loops.append(CallLoop(run, run.recorders[call.name], schedule, request, first_slot, source))
+        loops.append(CallLoop(run, run.recorders[call.name], schedule, request, first_slot, source, index))
     return loops

@@ -282,6 +282,7 @@ def send_final_when_drained(run: Run, send: Send) -> None:
 
     def wait_and_send() -> None:
         wait_until_drained(run, GRACEFUL_STOP_S)
+        run.close_trace()
         send(FINAL, worker_report(run))
 
     gevent.spawn(wait_and_send)
@@ -292,4 +293,5 @@ def hand_over_on_exit(run: Run, send: Send) -> None:
     finish briefly, then give the master every sample, so another worker can take over."""
     run.closing = True
     wait_until_drained(run, 5.0)
+    run.close_trace()
     send(FINAL, worker_report(run))

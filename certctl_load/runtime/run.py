@@ -27,6 +27,7 @@ from certctl_load.runtime.early_stop import early_stop_reason
 from certctl_load.runtime.httpclient import make_ssl_context
 from certctl_load.runtime.judge import Outcome, RunFacts, judge
 from certctl_load.runtime.recorder import Recorder
+from certctl_load.runtime.request_trace import RequestTrace
 
 Clock = Callable[[], float]
 
@@ -111,6 +112,7 @@ class Run:
             for call in config.calls
         }
         self.ssl_context = build_ssl_context(config)
+        self.trace = RequestTrace(config.request_trace) if config.request_trace else None
         self.steps: list[Step] = []
         self._scheduled = Event()
         self._grants: deque[AgentGrant] = deque()
@@ -259,6 +261,7 @@ class Run:
         without stopping on purpose."""
         if self.outcome is not None:
             return self.outcome
+        self.close_trace()
         for name, count in (lost_beats or {}).items():
             self.recorders[name].dropped(count)
         stopped_on_purpose = any((self.stop_reason, self.abort_reason, self.refusal))
@@ -266,6 +269,12 @@ class Run:
         cut_short = interrupted or self.interrupted or ended_before_schedule
         self.outcome = judge(self._facts(now, cut_short, worker_errors))
         return self.outcome
+
+    def close_trace(self) -> None:
+        """Write out the bench-only request trace, if any (at the run's end on every process)."""
+        if self.trace is not None:
+            self.trace.close()
+            self.trace = None
 
     def _facts(self, now: float, cut_short: bool, worker_errors: int) -> RunFacts:
         step = self.step
