@@ -7,10 +7,11 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+
+from helpers import poll_until, read_request_log  # read_request_log: bench/common.py imports it here
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = ROOT / "locustfile.py"
@@ -89,18 +90,14 @@ def wait_for_heartbeats(
     log_path: Path, count: int, timeout_s: float = 60, process: subprocess.Popen | None = None
 ) -> None:
     """Poll the target's request log until it holds ``count`` heartbeats (``process`` still running)."""
-    deadline = time.monotonic() + timeout_s
-    while not log_path.exists() or len(heartbeats(read_request_log(log_path))) < count:
+
+    def enough() -> bool:
+        if log_path.exists() and len(heartbeats(read_request_log(log_path))) >= count:
+            return True
         assert process is None or process.poll() is None, f"locust exited early with {process.returncode}"
-        assert time.monotonic() < deadline, f"fewer than {count} heartbeats within {timeout_s:g} s"
-        time.sleep(0.05)
+        return False
 
-
-def read_request_log(path: Path) -> list[dict]:
-    """Every complete line of the target's request log. Read while the target appends, the text
-    may end inside a line (a read can see a write that crosses a page boundary half done)."""
-    text = path.read_text()
-    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line.strip()]
+    poll_until(enough, timeout_s, message=f"fewer than {count} heartbeats within {timeout_s:g} s")
 
 
 def heartbeats(log: list[dict]) -> list[dict]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from storm import heartbeats, read_request_log, run_storm
+import pytest
+from helpers import read_request_log
+from storm import heartbeats, run_storm
 from target_process import running_target
 
 from certctl_load.k6.abort import abort_reason
@@ -32,6 +34,7 @@ def test_thresholds_without_abort_on_fail_never_abort():
     assert abort_reason(thresholds, store_with([50.0] * 20), 100.0) is None
 
 
+@pytest.mark.e2e
 def test_an_abort_on_fail_threshold_stops_the_storm_early(tmp_path):
     scenario = tmp_path / "abort.yaml"
     scenario.write_text(

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from storm import ROOT, read_request_log, run_storm
+from helpers import read_request_log
+from storm import ROOT, run_storm
 from target_process import running_target
 
 from certctl_load.errors import ConfigError
@@ -79,6 +80,7 @@ def assert_cadence(beats: dict[str, list[float]], interval: float, expected_tota
     assert abs(statistics.median(gaps) - interval) < 0.03 * interval and min(gaps) > 0.8 * interval
 
 
+@pytest.mark.e2e
 def test_every_agent_heartbeats_and_polls_on_its_own_two_cadences(tmp_path):
     scenario = scaled_agent_fleet(
         tmp_path,
@@ -122,6 +124,7 @@ def test_every_agent_heartbeats_and_polls_on_its_own_two_cadences(tmp_path):
     assert "{ name:work_poll }" in run.text_summary(stem="agent-fleet")
 
 
+@pytest.mark.e2e
 def test_per_call_thresholds_decide_the_exit_code(tmp_path):
     """Slow heartbeats (the target slows heartbeats only) fail the heartbeat's threshold alone."""
     scenario = scaled_agent_fleet(tmp_path)

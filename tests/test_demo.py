@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
-from storm import beats_by_agent, clean_env, read_request_log
+import pytest
+from helpers import read_request_log
+from storm import beats_by_agent, clean_env
+
+pytestmark = pytest.mark.e2e
 
 
 def test_the_demo_runs_a_real_storm_against_the_reference_target_and_passes(tmp_path):

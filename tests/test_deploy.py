@@ -51,6 +51,7 @@ def compose_cli(kind: str) -> list[str] | None:
     return candidates
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("kind", ["v1", "v2"])
 def test_compose_config_accepts_the_file_and_rejects_a_broken_one(kind, tmp_path):
     cli = compose_cli(kind)
@@ -81,6 +82,7 @@ def check_jsonschema(schema: str, document: Path) -> subprocess.CompletedProcess
     )
 
 
+@pytest.mark.e2e
 def test_the_compose_specification_schema_accepts_the_file_and_rejects_a_broken_one(tmp_path):
     good = check_jsonschema("vendor.compose-spec", COMPOSE_FILE)
     assert good.returncode == 0, good.stdout + good.stderr
@@ -155,7 +157,7 @@ def test_the_server_reads_the_certificate_the_bootstrap_writes():
 
 def k6_env_names_the_harness_reads() -> set[str]:
     """Every CERTCTL_*/K6_* variable certctl_load/model/config.py looks up."""
-    source = (ROOT / "certctl_load" / "config.py").read_text(encoding="utf-8")
+    source = (ROOT / "certctl_load" / "model" / "config.py").read_text(encoding="utf-8")
     return set(re.findall(r"environ(?:\.get\(|\[|, )\"((?:CERTCTL|K6)_[A-Z0-9_]+)\"", source))
 
 
@@ -267,6 +269,7 @@ def docker_context(destination: Path) -> None:
             shutil.copy2(source, destination / name)
 
 
+@pytest.mark.e2e
 def test_the_image_install_ships_the_locustfile_scenarios_seed_sql_and_cli(tmp_path):
     """What `pip install .` does in the Dockerfile, from the same context, without an engine."""
     context, wheels, site = tmp_path / "context", tmp_path / "wheels", tmp_path / "site"
@@ -313,6 +316,7 @@ def test_the_image_install_ships_the_locustfile_scenarios_seed_sql_and_cli(tmp_p
 # --- the TLS bootstrap ------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_tls_bootstrap_makes_a_p256_certificate_for_certctl_server_once(tmp_path):
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
@@ -347,6 +351,7 @@ def test_tls_bootstrap_makes_a_p256_certificate_for_certctl_server_once(tmp_path
 # --- the CI workflow ----------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_the_workflow_matches_the_github_workflow_schema():
     for schema in ("vendor.github-workflows", "custom.github-workflows-require-timeout"):
         result = check_jsonschema(schema, WORKFLOW)

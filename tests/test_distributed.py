@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import free_port, read_request_log
 from storm import (
     LOCUSTFILE,
     ROOT,
@@ -20,7 +20,6 @@ from storm import (
     fleet_options,
     heartbeats,
     per_second_counts,
-    read_request_log,
     run_storm,
     wait_for_heartbeats,
 )
@@ -29,6 +28,8 @@ from target_process import running_target
 from certctl_load.k6.percentiles import percentile
 from certctl_load.model import fleet
 from certctl_load.model.schedule import expected_beats
+
+pytestmark = pytest.mark.e2e
 
 FLEET = 400
 INTERVAL = 4.0
@@ -70,12 +71,6 @@ def test_processes_2_run_one_fleet_with_an_exact_verdict(tmp_path):
     duration = metrics["http_req_duration{scenario:agent_storm}"]["values"]
     server_p95 = percentile(sorted(r["server_ms"] for r in heartbeats(log)), 95)
     assert server_p95 <= duration["p(95)"] < server_p95 + 50
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_worker(master_port: int, log: Path) -> subprocess.Popen:

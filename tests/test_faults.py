@@ -11,13 +11,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import read_request_log
 from storm import (
     StormRun,
     beats_by_agent,
     fleet_options,
     heartbeats,
     per_agent_intervals,
-    read_request_log,
     run_storm,
     wait_for_heartbeats,
 )
@@ -26,6 +26,8 @@ from target_process import running_target
 from certctl_load import exitcodes
 from certctl_load.model.schedule import expected_beats
 from certctl_load.reporting.breakdown import HINTS
+
+pytestmark = pytest.mark.e2e
 
 NETWORK_KINDS = {"connection_refused", "connection_reset", "closed_before_response"}
 KILL_AFTER_S = 8

@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from helpers import free_port
 
 from certctl_load.errors import ConfigError
-from certctl_load.runtime.httpclient import Connection, build_request, parse_endpoint
+from certctl_load.model.endpoint import parse_endpoint
+from certctl_load.runtime.httpclient import Connection, build_request
 
 Handler = Callable[[socket.socket, int], None]
 
@@ -150,9 +152,7 @@ def test_response_heads_are_read_by_the_fields_that_matter(answer, status, body,
 
 
 def test_network_failures_are_status_zero_with_a_kind_and_a_measured_duration():
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    listener.close()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     refused = Connection(parse_endpoint(url)).request(raw_request(url))
     assert (refused.status, refused.error) == (0, "connection_refused")

@@ -10,10 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from storm import heartbeats, read_request_log, start_storm, wait_for_heartbeats
+from helpers import read_request_log
+from storm import heartbeats, start_storm, wait_for_heartbeats
 from target_process import running_target
 
 from certctl_load import exitcodes
+
+pytestmark = pytest.mark.e2e
 
 FLEET = 50
 INTERVAL_S = 1.0

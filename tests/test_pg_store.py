@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import poll_until
 from pgcluster import (
     REPO_ROOT,
     PgCluster,
@@ -22,6 +22,8 @@ from certctl_load.errors import ConfigError
 from certctl_load.model.fleet import agent_id, heartbeat_metadata
 from certctl_load.target.pg_store import PgAgentStore
 from certctl_load.target.store import RETIRED_REASON, HeartbeatOutcome
+
+pytestmark = pytest.mark.e2e
 
 FLEET, RETIRED = 20, 2
 APPLICATION = "certctl-load target"
@@ -56,13 +58,6 @@ def row(dsn: str, agent: str) -> dict[str, Any]:
 
 def updates(dsn: str) -> list[dict[str, Any]]:
     return fetch_rows(dsn, "SELECT id, status, last_heartbeat_at, version FROM agent_updates ORDER BY n")
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def store_connections(dsn: str) -> int:
@@ -184,7 +179,7 @@ def test_serial_heartbeats_reuse_one_connection_and_close_releases_it(
         assert store.heartbeat(agent_id(g), heartbeat_metadata(g)) is HeartbeatOutcome.RECORDED
     assert store_connections(pg_dsn) == 1
     store.close()
-    wait_until(lambda: store_connections(pg_dsn) == 0)
+    poll_until(lambda: store_connections(pg_dsn) == 0, 10.0)
     assert store.heartbeat(agent_id(1), heartbeat_metadata(1)) is HeartbeatOutcome.ERROR
     assert not store.is_ready()
 

@@ -3,11 +3,12 @@ seconds of) any load, with exit code 2 and one line saying why."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
-from storm import heartbeats, read_request_log, run_storm
+from helpers import free_port, read_request_log
+from storm import heartbeats, run_storm
 from target_process import running_target
+
+pytestmark = pytest.mark.e2e
 
 
 def storm_against(target_args, tmp_path, *storm_args, env=None, host=None, preflight=True):
@@ -56,9 +57,7 @@ def test_an_unready_fleet_or_token_stops_before_load(tmp_path, target_args, stor
 
 
 def test_an_unreachable_target_is_named(tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     run = run_storm(f"http://127.0.0.1:{port}", tmp_path / "results", *SMALL, preflight=True)
     assert run.code == 2
     assert "refused the connection" in error_lines(run)[0]

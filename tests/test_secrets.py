@@ -8,10 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from storm import ROOT, StormRun, heartbeats, read_request_log, run_storm
+from helpers import read_request_log
+from storm import ROOT, StormRun, heartbeats, run_storm
 from target_process import running_target
 
 from certctl_load import exitcodes
+
+pytestmark = pytest.mark.e2e
 
 # Recognisable, and unlike anything else in the output; the tail alone must not show up either.
 TOKEN = "tok-XYZ-7c1e9b24d35f"

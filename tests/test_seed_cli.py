@@ -6,11 +6,15 @@ import os
 import subprocess
 import sys
 
-from pgcluster import PASSWORD, REPO_ROOT, execute_sql, fetch_rows, free_port
+import pytest
+from helpers import free_port
+from pgcluster import PASSWORD, REPO_ROOT, execute_sql, fetch_rows
 
 from certctl_load.db.dsn import ENV_VAR, mask_dsn
 from certctl_load.exitcodes import HARNESS_ERROR, INVALID_CONFIG, OK
 from certctl_load.model.fleet import agent_id
+
+pytestmark = pytest.mark.e2e
 
 
 def certctl_load(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -6,9 +6,10 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from helpers import free_port
 from hypothesis import given
 from hypothesis import strategies as st
-from pgcluster import PASSWORD, free_port
+from pgcluster import PASSWORD
 
 from certctl_load.db.dsn import ENV_VAR, connect, describe_error, mask_dsn, resolve_dsn
 from certctl_load.errors import ConfigError, HarnessError

@@ -12,6 +12,8 @@ from pgcluster import FLEET_SQL, PROD_AGENT_ID, PgCluster, execute_sql, fetch_ro
 from certctl_load.db.seeding import seed_fleet
 from certctl_load.model.fleet import agent_id, seed_row
 
+pytestmark = pytest.mark.e2e
+
 Seeder = Callable[[str, int], None]
 TIMESTAMPS = ("last_heartbeat_at", "registered_at")
 DB_CLOCK_TOLERANCE = timedelta(seconds=60)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from pgcluster import FLEET_SQL, PROD_AGENT_ID, SCHEMA_SQL, PgCluster, execute_sql, fetch_rows, run_psql_file
+
+pytestmark = pytest.mark.e2e
 
 AGENT_INDEXES = {
     "agents_pkey": "(id)",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pgcluster import PASSWORD, PROD_AGENT_ID, SCHEMA_SQL, execute_sql, fetch_rows, free_port
+from helpers import free_port
+from pgcluster import PASSWORD, PROD_AGENT_ID, SCHEMA_SQL, execute_sql, fetch_rows
 
 from certctl_load.db.seeding import UnseedResult, seed_fleet, unseed_fleet
 from certctl_load.errors import ConfigError, HarnessError
@@ -26,6 +27,7 @@ def assert_one_clean_line(message: str) -> None:
     assert "certctl:***@127.0.0.1" in message
 
 
+@pytest.mark.e2e
 def test_missing_agents_table_says_to_start_certctl_server_once(pg_empty_dsn: str) -> None:
     with pytest.raises(HarnessError) as raised:
         seed_fleet(pg_empty_dsn, 10)
@@ -35,6 +37,7 @@ def test_missing_agents_table_says_to_start_certctl_server_once(pg_empty_dsn: st
     assert "start certctl-server once against this database" in message
 
 
+@pytest.mark.e2e
 def test_missing_columns_are_named(pg_empty_dsn: str) -> None:
     # certctl's table before migration 000015 added the retirement columns.
     execute_sql(pg_empty_dsn, SCHEMA_SQL.read_text())
@@ -46,6 +49,7 @@ def test_missing_columns_are_named(pg_empty_dsn: str) -> None:
     assert agent_ids(pg_empty_dsn) == []
 
 
+@pytest.mark.e2e
 def test_a_taken_name_is_reported_and_nothing_is_written(pg_dsn: str) -> None:
     execute_sql(pg_dsn, "UPDATE agents SET name = 'loadtest-agent-00002' WHERE id = %s", (PROD_AGENT_ID,))
     with pytest.raises(HarnessError) as raised:
@@ -76,6 +80,7 @@ def test_nonsense_sizes_and_prefixes_are_refused_before_connecting() -> None:
         unseed_fleet(unreachable, prefix="")
 
 
+@pytest.mark.e2e
 def test_like_wildcards_in_the_prefix_are_literal(pg_dsn: str) -> None:
     add_agent(pg_dsn, "lt-x-00001")
     assert seed_fleet(pg_dsn, 3, prefix="lt_%-") == 3
@@ -83,6 +88,7 @@ def test_like_wildcards_in_the_prefix_are_literal(pg_dsn: str) -> None:
     assert agent_ids(pg_dsn) == [PROD_AGENT_ID, "lt-x-00001"]
 
 
+@pytest.mark.e2e
 def test_unseed_removes_load_test_agents_and_names_the_referenced_ones(pg_dsn: str) -> None:
     seed_fleet(pg_dsn, 20)
     execute_sql(
@@ -101,6 +107,7 @@ def test_unseed_removes_load_test_agents_and_names_the_referenced_ones(pg_dsn: s
     assert len(fetch_rows(pg_dsn, "SELECT * FROM deployment_targets")) == 2
 
 
+@pytest.mark.e2e
 def test_unseed_reports_every_referencing_table_whatever_its_delete_action(pg_dsn: str) -> None:
     seed_fleet(pg_dsn, 3)
     execute_sql(
@@ -120,11 +127,13 @@ def test_unseed_reports_every_referencing_table_whatever_its_delete_action(pg_ds
     assert fetch_rows(pg_dsn, "SELECT agent_id FROM jobs") == [{"agent_id": agent_id(1)}]
 
 
+@pytest.mark.e2e
 def test_unseed_without_an_agents_table_is_a_clear_error(pg_empty_dsn: str) -> None:
     with pytest.raises(HarnessError, match="no agents table"):
         unseed_fleet(pg_empty_dsn)
 
 
+@pytest.mark.e2e
 def test_seed_after_unseed_restores_the_fleet(pg_dsn: str) -> None:
     seed_fleet(pg_dsn, 50)
     assert unseed_fleet(pg_dsn).removed == 50

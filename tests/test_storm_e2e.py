@@ -6,6 +6,7 @@ import csv
 import statistics
 
 import pytest
+from helpers import read_request_log
 from storm import (
     beats_by_agent,
     coefficient_of_variation,
@@ -13,13 +14,14 @@ from storm import (
     heartbeats,
     per_agent_intervals,
     per_second_counts,
-    read_request_log,
     run_storm,
 )
 from target_process import running_target
 
 from certctl_load.model import fleet
 from certctl_load.model.schedule import expected_beats
+
+pytestmark = pytest.mark.e2e
 
 FLEET = 300
 INTERVAL = 3.0

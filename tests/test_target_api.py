@@ -14,6 +14,8 @@ from target_process import running_target
 from certctl_load.model import fleet
 from certctl_load.target.store import METADATA_LIMITS, RETIRED_REASON
 
+pytestmark = pytest.mark.e2e
+
 FLEET = 40
 RETIRED = 2  # agents 39 and 40
 AUTH = {"Authorization": "Bearer load-test-token"}

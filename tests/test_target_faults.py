@@ -3,13 +3,13 @@ window, the rate limiter; judged by real responses and the target's own request 
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
 import pytest
 import requests
+from helpers import poll_until, read_request_log
 from hypothesis import given
 from hypothesis import strategies as st
 from target_process import running_target
@@ -18,10 +18,6 @@ from certctl_load.model import fleet
 from certctl_load.target.faults import EvenSpread
 
 AUTH = {"Authorization": "Bearer load-test-token"}
-
-
-def read_log(path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def beat(session: requests.Session, url: str, g: int, **kwargs) -> requests.Response:
@@ -48,6 +44,7 @@ def test_an_even_spread_picks_exactly_floor_n_f_of_the_first_n(fraction, n):
         assert max(gaps) - min(gaps) <= 1
 
 
+@pytest.mark.e2e
 def test_slow_heartbeats_are_exactly_the_fraction_asked_for_and_take_slow_ms(tmp_path):
     log_path = tmp_path / "requests.jsonl"
     args = ("--fleet-size", "100", "--latency-ms", "10", "--slow-fraction", "0.1", "--slow-ms", "60")
@@ -58,7 +55,7 @@ def test_slow_heartbeats_are_exactly_the_fraction_asked_for_and_take_slow_ms(tmp
             assert response.status_code == 200
             client_ms.append(response.elapsed.total_seconds() * 1000)
         assert session.get(f"{target.url}/health", timeout=10).status_code == 200  # not a heartbeat: no delay
-        log = read_log(log_path)
+        log = read_request_log(log_path)
     beats = [record for record in log if record["path"].endswith("/heartbeat")]
     assert [record["agent"] for record in beats] == [fleet.agent_id(g) for g in range(1, 101)]
     slow = [n for n, record in enumerate(beats) if record["server_ms"] >= 50]
@@ -70,6 +67,7 @@ def test_slow_heartbeats_are_exactly_the_fraction_asked_for_and_take_slow_ms(tmp
     assert log[-1]["path"] == "/health" and log[-1]["server_ms"] < 5
 
 
+@pytest.mark.e2e
 def test_failing_heartbeats_are_evenly_spread_500s_that_write_nothing(tmp_path):
     with (
         running_target("--fleet-size", "20", "--error-fraction", "0.25") as target,
@@ -97,6 +95,7 @@ def test_failing_heartbeats_are_evenly_spread_500s_that_write_nothing(tmp_path):
     assert after[5]["last_heartbeat_at"] > before[5]["last_heartbeat_at"]
 
 
+@pytest.mark.e2e
 def test_the_stall_window_holds_every_response_until_it_ends(tmp_path):
     log_path = tmp_path / "requests.jsonl"
     with running_target(
@@ -122,20 +121,25 @@ def test_the_stall_window_holds_every_response_until_it_ends(tmp_path):
         started = time.monotonic()
         assert requests.get(f"{target.url}/health", timeout=10).status_code == 200
         assert time.monotonic() - started < 0.5
-        log = read_log(log_path)
+        log = read_request_log(log_path)
     assert [record["server_ms"] > 700 for record in log] == [False, True, True, True, False]
 
 
+@pytest.mark.e2e
 def test_the_rate_limiter_answers_429_before_auth(tmp_path):
     with running_target("--fleet-size", "5", "--rate-limit", "1", "--rate-burst", "3") as target:
         url = target.url
         statuses = [requests.get(f"{url}/health", timeout=10).status_code for _ in range(3)]
         limited = requests.get(f"{url}/health", timeout=10)
         unauthenticated = requests.post(f"{url}/api/v1/agents/{fleet.agent_id(1)}/heartbeat", timeout=10)
-        deadline = time.monotonic() + 5
-        while (recovered := requests.get(f"{url}/health", timeout=10)).status_code == 429:
-            assert time.monotonic() < deadline, "the bucket never refilled"
-            time.sleep(0.05)
+        answers: list[requests.Response] = []
+
+        def refilled() -> bool:
+            answers.append(requests.get(f"{url}/health", timeout=10))
+            return answers[-1].status_code != 429
+
+        poll_until(refilled, 5, message="the bucket never refilled")
+        recovered = answers[-1]
     assert statuses == [200, 200, 200]
     for response in (limited, unauthenticated):
         assert response.status_code == 429
@@ -146,6 +150,7 @@ def test_the_rate_limiter_answers_429_before_auth(tmp_path):
     assert recovered.status_code == 200
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("args", "message"),
     [

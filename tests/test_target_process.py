@@ -4,7 +4,6 @@ SQLite file and PostgreSQL backends."""
 from __future__ import annotations
 
 import http.client
-import json
 import re
 import signal
 import sqlite3
@@ -14,16 +13,15 @@ from pathlib import Path
 
 import pytest
 import requests
+from helpers import read_request_log
 from target_process import running_target
 
 from certctl_load.model import fleet
 from certctl_load.target import tls
 
+pytestmark = pytest.mark.e2e
+
 AUTH = {"Authorization": "Bearer load-test-token"}
-
-
-def read_log(path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_port_0_listens_on_a_free_port_and_says_where(tmp_path):
@@ -58,8 +56,8 @@ def test_reuse_port_lets_several_targets_share_a_port_and_its_connections(tmp_pa
             assert conn.getresponse().status == 200
             conn.close()
             served += 1
-    assert all(read_log(path) for path in logs), f"one target got none of {served} connections"
-    assert sum(len(read_log(path)) for path in logs) == served
+    assert all(read_request_log(path) for path in logs), f"one target got none of {served} connections"
+    assert sum(len(read_request_log(path)) for path in logs) == served
 
 
 def test_the_request_log_has_a_flushed_line_per_request_while_running(tmp_path):
@@ -82,7 +80,7 @@ def test_the_request_log_has_a_flushed_line_per_request_while_running(tmp_path):
             response.read()
             measured.append((before, (time.time() - before) * 1000))
             assert response.status == status
-            log = read_log(log_path)  # no waiting: the line is flushed before the response is sent
+            log = read_request_log(log_path)  # no waiting: the line is flushed before the response is sent
             assert len(log) == len(measured)
         conn.close()
     assert [list(record) for record in log] == [
@@ -113,7 +111,7 @@ def test_a_signal_stops_it_cleanly_with_the_log_complete(tmp_path, sig):
         assert target.stop(sig) == 0
         assert time.monotonic() - started < 1.5
         assert target.stderr() == ""
-    assert [record["path"] for record in read_log(log_path)] == ["/health"]
+    assert [record["path"] for record in read_request_log(log_path)] == ["/health"]
     assert log_path.read_text().endswith("\n")
 
 

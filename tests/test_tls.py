@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from storm import heartbeats, read_request_log, run_storm
+from helpers import read_request_log
+from storm import heartbeats, run_storm
 from target_process import running_target
+
+pytestmark = pytest.mark.e2e
 
 SMALL = ("--fleet-size", "30", "--heartbeat-interval", "2", "--run-time", "4s")
 
