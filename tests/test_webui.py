@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -25,10 +23,11 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from flask import Blueprint, Flask, jsonify
 from flask.testing import FlaskClient
+from helpers import free_port, poll_until, read_request_log
 from locust.argument_parser import get_empty_argument_parser
 from locust.event import EventHook
 from playwright.sync_api import Page, Response, sync_playwright
-from storm import LOCUSTFILE, ROOT, beats_by_agent, heartbeats, read_request_log
+from storm import LOCUSTFILE, ROOT, beats_by_agent, heartbeats
 from target_process import running_target
 from werkzeug.test import TestResponse
 
@@ -38,7 +37,7 @@ from certctl_load.model.schedule import expected_beats
 from certctl_load.plugin.options import add_options
 from certctl_load.plugin.webui import FORM_OPTIONS, RATE_WINDOW_S, OfferedRate, install_web_ui
 from certctl_load.runtime.judge import Outcome
-from certctl_load.runtime.run import Storm
+from certctl_load.runtime.run import Run
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -106,16 +105,16 @@ TOKEN = "route-secret-7f3a9c"
 @dataclass
 class Tab:
     client: FlaskClient
-    environment: SimpleNamespace
+    source: SimpleNamespace
     web_ui: SimpleNamespace
     locust_stats: dict[str, Any]
 
     def get(self, path: str) -> TestResponse:
         return self.client.get(path)
 
-    def new_storm(self) -> Storm:
-        self.environment.certctl_storm = Storm(self.environment.certctl_config)
-        return self.environment.certctl_storm
+    def new_storm(self) -> Run:
+        self.source.run = Run(self.source.config, EventHook())
+        return self.source.run
 
 
 @pytest.fixture
@@ -136,17 +135,19 @@ def tab(tmp_path: Path) -> Iterator[Tab]:
     environment = SimpleNamespace(
         events=SimpleNamespace(init_command_line_parser=EventHook()),
         parsed_options=options,
-        certctl_config=resolve_config(options, {"CERTCTL_TOKEN": TOKEN}, "http://127.0.0.1:9"),
+    )
+    source = SimpleNamespace(
+        run=None, config=resolve_config(options, {"CERTCTL_TOKEN": TOKEN}, "http://127.0.0.1:9")
     )
     web_ui = SimpleNamespace(app=app, template_args={}, auth_required_if_enabled=lambda view: view)
-    sampling = install_web_ui(environment, web_ui)
+    sampling = install_web_ui(source, environment, web_ui)
     try:
-        yield Tab(app.test_client(), environment, web_ui, locust_stats)
+        yield Tab(app.test_client(), source, web_ui, locust_stats)
     finally:
         sampling.kill()
 
 
-def finish(storm: Storm, exit_code: int) -> None:
+def finish(storm: Run, exit_code: int) -> None:
     """Write both summaries in the results directory and set the outcome, as finalize does."""
     results_dir = storm.config.results_dir
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -180,7 +181,7 @@ def test_the_start_form_offers_the_fleet_the_interval_and_the_scenario():
     web_ui = SimpleNamespace(
         app=Flask(__name__), template_args={}, auth_required_if_enabled=lambda view: view
     )
-    install_web_ui(environment, web_ui).kill()
+    install_web_ui(SimpleNamespace(run=None, config=None), environment, web_ui).kill()
     hook.fire(parser=parser)
     assert harness & set(parser.args_included_in_web_ui) == FORM_OPTIONS
     assert {"scenario", "fleet_size", "heartbeat_interval"} == FORM_OPTIONS
@@ -243,28 +244,10 @@ def test_the_token_reaches_no_route_and_no_page_argument(tab):
     bodies += [tab.get(path).text for path in ("/certctl/live", "/stats/requests", "/certctl/summary.json")]
     bodies.append(json.dumps(tab.web_ui.template_args))
     assert [body for body in bodies if TOKEN in body] == []
-    assert tab.environment.certctl_config.token == TOKEN
+    assert tab.source.config.token == TOKEN
 
 
 # A storm run from the browser ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def poll(condition: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.25) -> Any:
-    """condition()'s first truthy value, checked every ``every_s`` for at most ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(every_s)
 
 
 def http_get(url: str) -> tuple[int, str]:
@@ -300,7 +283,7 @@ def locust_ui(target_url: str, workdir: Path, token: str) -> Iterator[str]:
                 except OSError:
                     return False
 
-            poll(ready, 60, "the web UI")
+            poll_until(ready, 60, 0.25, "timed out after 60 s waiting for the web UI")
             yield url
         finally:
             process.send_signal(signal.SIGTERM)
@@ -353,7 +336,7 @@ def tab_when(
         table = tab_table(page)
         return table if condition(table) else None
 
-    return poll(check, timeout_s, what)
+    return poll_until(check, timeout_s, 0.25, f"timed out after {timeout_s:g} s waiting for {what}")
 
 
 def judged(table: dict[str, tuple[str, str]]) -> bool:
@@ -385,6 +368,7 @@ def chromium_page(tmp_path: Path) -> Iterator[Page]:
             context.close()
 
 
+@pytest.mark.e2e
 def test_storms_started_from_the_web_ui_run_live_and_are_judged(tmp_path, chromium_page):
     page = chromium_page
     token = f"webui-secret-{uuid.uuid4().hex}"

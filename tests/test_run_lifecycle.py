@@ -1,0 +1,351 @@
+"""A run's life cycle in-process, under a fake clock: phases, exit-code precedence, cut short, early
+stop, abort timing, dealing agents to workers, lost beats, worker errors and refusals; then the
+same life cycle driven by Locust's own LocalRunner against an in-process target."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import gevent
+import pytest
+from locust.env import Environment
+from locust.event import EventHook, Events
+from locust.runners import LocalRunner
+
+from certctl_load import exitcodes
+from certctl_load.k6.thresholds import ThresholdResult
+from certctl_load.model.config import RunConfig, resolve_config
+from certctl_load.plugin.harness import Harness
+from certctl_load.plugin.shape import StormShape
+from certctl_load.plugin.user import CertctlAgent
+from certctl_load.runtime.coordinator import (
+    FLUSH,
+    PLAN,
+    Coordinator,
+    WorkerNode,
+    apply_plan,
+    deal_agents,
+    worker_report,
+)
+from certctl_load.runtime.httpclient import Exchange
+from certctl_load.runtime.judge import exit_code_for
+from certctl_load.runtime.run import GRACEFUL_STOP_S, AgentGrant, Phase, Run
+from certctl_load.target.app import ApiKeys, CertctlApp
+from certctl_load.target.server import HttpServer
+from certctl_load.target.sqlite_store import SqliteAgentStore
+
+T0 = 1_000.0
+TOKEN = "lifecycle-token"
+
+
+class FakeClock:
+    """A clock that moves only when told."""
+
+    def __init__(self, now: float = T0 - 1.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def config_for(
+    tmp_path: Path, *, fleet: int = 10, interval: str = "2s", run_time: int = 6, **extra: Any
+) -> RunConfig:
+    options = SimpleNamespace(
+        fleet_size=str(fleet),
+        heartbeat_interval=interval,
+        run_time=run_time,
+        results_dir=str(tmp_path / "results"),
+        **extra,
+    )
+    return resolve_config(options, {"CERTCTL_TOKEN": TOKEN}, "http://127.0.0.1:9")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def run(tmp_path: Path, clock: FakeClock) -> Run:
+    return Run(config_for(tmp_path), EventHook(), clock=clock)
+
+
+def beat(run: Run, status: int = 200) -> None:
+    """One heartbeat recorded as an agent's loop records it."""
+    run.recorders["heartbeat"].record(Exchange(status, 0.002, 0.0, 100, 50, None), late=False)
+
+
+# Phases and the end ------------------------------------------------------------------------------
+
+
+def test_a_run_moves_from_spawning_through_running_and_draining_to_finished(run, clock):
+    assert run.phase() is Phase.SPAWNING
+    run.start_schedule(T0, [AgentGrant(i) for i in range(10)])
+    clock.now = T0 + 1
+    assert run.phase() is Phase.RUNNING
+    clock.now = T0 + 6
+    assert run.phase() is Phase.DRAINING
+    beat(run)
+    run.finish(clock.now)
+    assert run.phase() is Phase.FINISHED
+
+
+def test_draining_waits_for_requests_in_flight_up_to_the_graceful_stop(run):
+    run.start_schedule(T0, [])
+    run.inflight = 1
+    assert not run.is_drained(T0 + 6)
+    assert run.is_drained(T0 + 6 + GRACEFUL_STOP_S)
+    run.inflight = 0
+    assert run.is_drained(T0 + 6)
+
+
+def test_a_run_judged_before_its_schedule_is_over_was_cut_short(run, clock):
+    run.start_schedule(T0, [])
+    beat(run)
+    assert run.finish(T0 + 3).exit_code == exitcodes.INTERRUPTED
+
+
+def test_a_run_judged_after_its_schedule_passes_and_is_judged_once(run):
+    run.start_schedule(T0, [])
+    beat(run)
+    outcome = run.finish(T0 + 6.5)
+    assert outcome.exit_code == exitcodes.OK
+    beat(run, 500)
+    assert run.finish(T0 + 7) is outcome
+
+
+def test_a_run_without_any_heartbeat_cannot_pass(run):
+    run.start_schedule(T0, [])
+    assert run.finish(T0 + 6.5).exit_code == exitcodes.THRESHOLDS_CROSSED
+
+
+def ok_result() -> list[ThresholdResult]:
+    return []
+
+
+@pytest.mark.parametrize(
+    ("flags", "code"),
+    [
+        ({"interrupted": True, "refused": True, "stopped_early": True, "errors": 1}, exitcodes.INTERRUPTED),
+        ({"refused": True, "stopped_early": True, "errors": 1}, exitcodes.INVALID_CONFIG),
+        ({"stopped_early": True, "errors": 1, "run_failed": True}, exitcodes.TARGET_NOT_READY),
+        ({"errors": 1, "run_failed": True}, exitcodes.HARNESS_ERROR),
+        ({"run_failed": True}, exitcodes.THRESHOLDS_CROSSED),
+        ({}, exitcodes.OK),
+    ],
+)
+def test_exit_codes_take_precedence_highest_first(flags, code):
+    arguments = {"interrupted": False, "errors": 0, "stopped_early": False, **flags}
+    assert exit_code_for(ok_result(), 10, **arguments) == code
+
+
+# Stopping early ----------------------------------------------------------------------------------
+
+
+def test_a_burst_of_429_early_on_stops_the_run_and_exits_2(run):
+    run.start_schedule(T0, [])
+    for _ in range(12):
+        beat(run, 429)
+    reason = run.stop_reason_now(T0 + 2)
+    assert reason is not None and "429" in reason
+    assert run.finish(T0 + 2).exit_code == exitcodes.TARGET_NOT_READY
+
+
+def test_abort_on_fail_is_checked_every_2_s_after_its_delay(tmp_path, clock):
+    scenario = tmp_path / "abort.yaml"
+    scenario.write_text(
+        "name: agent_storm\nthresholds:\n  http_req_duration:\n"
+        "    - {threshold: 'p(95)<1', abortOnFail: true, delayAbortEval: 3s}\n"
+    )
+    run = Run(config_for(tmp_path, scenario=str(scenario)), EventHook(), clock=clock)
+    run.start_schedule(T0, [])
+    beat(run)  # 2 ms: over the 1 ms limit
+    assert run.stop_reason_now(T0 + 0.5) is None  # checked (not yet due); the next check is at 2 s
+    assert run.stop_reason_now(T0 + 3.5) is not None  # checked at 3.5 s: past the delay
+    assert run.finish(T0 + 3.5).exit_code == exitcodes.THRESHOLDS_CROSSED
+
+
+def test_abort_checks_keep_their_2_s_cadence(tmp_path, clock):
+    scenario = tmp_path / "abort.yaml"
+    scenario.write_text(
+        "name: agent_storm\nthresholds:\n  http_req_duration: [{threshold: 'p(95)<1', abortOnFail: true}]\n"
+    )
+    run = Run(config_for(tmp_path, scenario=str(scenario)), EventHook(), clock=clock)
+    run.start_schedule(T0, [])
+    assert run.stop_reason_now(T0 + 0.1) is None  # checked with no sample: passes
+    beat(run)
+    assert run.stop_reason_now(T0 + 1.9) is None  # not checked again before 2.1 s
+    assert run.stop_reason_now(T0 + 2.1) is not None
+
+
+# The master and its workers ----------------------------------------------------------------------
+
+
+class FakeLink:
+    """The coordinator's line to workers, recording every message."""
+
+    def __init__(self, nodes: Sequence[WorkerNode]) -> None:
+        self.nodes = list(nodes)
+        self.sent: list[tuple[str, Any, str | None]] = []
+
+    def workers(self) -> Sequence[WorkerNode]:
+        return self.nodes
+
+    def send(self, message: str, data: Any, worker: str | None = None) -> None:
+        self.sent.append((message, data, worker))
+
+
+def nodes(*users: int) -> list[WorkerNode]:
+    return [WorkerNode(f"host{i}_abc{i}", i, f"host{i}", count, False) for i, count in enumerate(users)]
+
+
+def test_agents_are_dealt_round_robin_in_worker_order():
+    assert deal_agents({"a": 3, "b": 2}, ["a", "b"]) == {"a": [0, 2, 4], "b": [1, 3]}
+    assert deal_agents({"a": 0, "b": 2}, ["b", "a"]) == {"b": [0, 1], "a": []}
+
+
+def test_the_plan_gives_every_worker_its_agents_and_one_t0(run, clock):
+    link = FakeLink(list(reversed(nodes(5, 5))))  # Locust's order is not the workers' index order
+    Coordinator(run, link).plan()
+    plans = {worker: data for message, data, worker in link.sent if message == PLAN}
+    assert plans["host0_abc0"]["agents"] == [0, 2, 4, 6, 8]
+    assert plans["host1_abc1"]["agents"] == [1, 3, 5, 7, 9]
+    assert {plan["t0"] for plan in plans.values()} == {run.t0}
+    assert run.t0 is not None and run.t0 > clock.now
+
+
+def test_a_worker_takes_its_step_from_the_plan_and_never_changes_its_configuration(tmp_path, clock):
+    master = Run(config_for(tmp_path, fleet=10, interval="2s"), EventHook(), clock=clock)
+    link = FakeLink(nodes(5, 5))
+    Coordinator(master, link).plan()
+    worker = Run(config_for(tmp_path, fleet=3, interval="9s"), EventHook(), clock=clock)
+    configured = worker.config
+    apply_plan(worker, link.sent[0][1])
+    assert worker.config is configured
+    assert worker.step is not None and (worker.step.fleet_size, worker.step.duration_s) == (10, 6.0)
+    assert worker.step.calls[0].interval_s == 2.0
+    assert [worker.claim_agent().index for _ in range(5)] == [0, 2, 4, 6, 8]
+
+
+def test_a_lost_workers_missed_beats_count_as_dropped_and_fail_the_run(run, clock):
+    link = FakeLink(nodes(5, 5))
+    coordinator = Coordinator(run, link)
+    coordinator.plan()
+    assert run.t0 is not None
+    clock.now = run.t0 + 2.0
+    coordinator.on_report("host1_abc1", worker_report_at(clock.now))
+    link.nodes[1] = WorkerNode("host1_abc1", 1, "host1", 5, True)  # Locust marked it missing
+    coordinator.check_workers()
+    assert len(run.incidents) == 1 and "host1_abc1" in run.incidents[0]
+    # Slots of its 5 agents (1 s interval spacing of 2 s / 10) from 2 s to the end at 6 s: 2 each.
+    assert coordinator.lost_beats() == {"heartbeat": 10}
+    for _ in range(20):
+        beat(run)
+    clock.now = run.t0 + 6.5
+    outcome = run.finish(clock.now, lost_beats=coordinator.lost_beats())
+    assert outcome.exit_code == exitcodes.THRESHOLDS_CROSSED
+
+
+def worker_report_at(now: float, errors: int = 0) -> dict[str, Any]:
+    return {
+        "taken_at": now,
+        "delta": {},
+        "running": 5,
+        "waiting": 0,
+        "errors": errors,
+        "last_response_at": now,
+    }
+
+
+def test_harness_errors_on_workers_fail_the_run_with_exit_1(run, clock):
+    coordinator = Coordinator(run, FakeLink(nodes(5, 5)))
+    coordinator.plan()
+    assert run.t0 is not None
+    for _ in range(20):
+        beat(run)
+    coordinator.on_report("host0_abc0", worker_report_at(run.t0 + 1, errors=2))
+    coordinator.on_report("host0_abc0", worker_report_at(run.t0 + 2, errors=3))  # a running total
+    assert coordinator.worker_errors == 3
+    outcome = run.finish(run.t0 + 6.5, worker_errors=coordinator.worker_errors)
+    assert outcome.exit_code == exitcodes.HARNESS_ERROR
+
+
+def test_a_worker_report_carries_its_harness_errors(run):
+    run.harness_errors = 4
+    assert worker_report(run)["errors"] == 4
+
+
+def test_a_refusal_names_the_worker_sends_no_plan_and_exits_104(run, capsys):
+    link = FakeLink(nodes(5, 5))
+    coordinator = Coordinator(run, link)
+    line = coordinator.on_refused("host1_abc1", "environment CERTCTL_TOKEN contains a line break")
+    assert line == "worker 1 (host1): environment CERTCTL_TOKEN contains a line break"
+    coordinator.plan()
+    assert [message for message, _, _ in link.sent if message == PLAN] == []
+    assert run.stop_reason_now(T0) == line
+    outcome = run.finish(T0)
+    assert (outcome.exit_code, outcome.json_path) == (exitcodes.INVALID_CONFIG, None)
+
+
+def test_the_master_flushes_once_past_the_end_and_waits_for_every_final(run):
+    link = FakeLink(nodes(5, 5))
+    coordinator = Coordinator(run, link)
+    coordinator.plan()
+    assert run.t0 is not None
+    end = run.t0 + 6
+    assert not coordinator.is_drained(end - 0.1)
+    assert not coordinator.is_drained(end)
+    assert not coordinator.is_drained(end + 1)
+    assert [message for message, _, _ in link.sent].count(FLUSH) == 1
+    coordinator.on_report("host0_abc0", worker_report_at(end), final=True)
+    coordinator.on_report("host1_abc1", worker_report_at(end), final=True)
+    assert coordinator.is_drained(end + 1)
+
+
+# Driven by Locust's LocalRunner ------------------------------------------------------------------
+
+
+@pytest.fixture
+def target() -> Iterator[str]:
+    """The reference target in this process, on a free loopback port."""
+    server = HttpServer(
+        CertctlApp(SqliteAgentStore(fleet_size=20), ApiKeys([TOKEN])), host="127.0.0.1", port=0
+    )
+    host, port = server.start()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop(1.0)
+
+
+def test_locusts_local_runner_drives_a_whole_run_to_its_verdict(tmp_path, target, monkeypatch):
+    monkeypatch.setenv("CERTCTL_TOKEN", TOKEN)
+    options = SimpleNamespace(
+        fleet_size="20", heartbeat_interval="0.2", run_time=1, results_dir=str(tmp_path / "results"),
+        skip_preflight=True, headless=True, scenario=None, insecure=False, ca_bundle=None,
+        source_addresses=None,
+    )  # fmt: skip
+    environment = Environment(
+        user_classes=[CertctlAgent],
+        shape_class=StormShape(),
+        events=Events(),
+        parsed_options=options,
+        host=target,
+    )
+    runner = environment.create_local_runner()
+    assert isinstance(runner, LocalRunner)
+    harness = Harness.install(environment, runner)
+    assert harness is not None
+    runner.start_shape()
+    with gevent.Timeout(20):
+        runner.shape_greenlet.join()
+        runner.greenlet.join()
+    run = harness.run
+    assert run is not None and run.outcome is not None
+    assert run.phase() is Phase.FINISHED
+    assert environment.process_exit_code == exitcodes.OK
+    assert run.store.select("http_reqs", {}).count == 100  # 20 agents, 5 slots each
