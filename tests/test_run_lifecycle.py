@@ -323,27 +323,27 @@ def target() -> Iterator[str]:
 
 
 def test_locusts_local_runner_drives_a_whole_run_to_its_verdict(tmp_path, target, monkeypatch):
+    """The shape's ticks come from this test (Locust's own shape worker ticks once a second)."""
     monkeypatch.setenv("CERTCTL_TOKEN", TOKEN)
     options = SimpleNamespace(
-        fleet_size="20", heartbeat_interval="0.2", run_time=1, results_dir=str(tmp_path / "results"),
+        fleet_size="20", heartbeat_interval="0.1", run_time="0.5", results_dir=str(tmp_path / "results"),
         skip_preflight=True, headless=True, scenario=None, insecure=False, ca_bundle=None,
         source_addresses=None,
     )  # fmt: skip
+    shape = StormShape()
     environment = Environment(
-        user_classes=[CertctlAgent],
-        shape_class=StormShape(),
-        events=Events(),
-        parsed_options=options,
-        host=target,
+        user_classes=[CertctlAgent], shape_class=shape, events=Events(), parsed_options=options, host=target
     )
     runner = environment.create_local_runner()
     assert isinstance(runner, LocalRunner)
     harness = Harness.install(environment, runner)
     assert harness is not None
-    runner.start_shape()
     with gevent.Timeout(20):
-        runner.shape_greenlet.join()
-        runner.greenlet.join()
+        while (tick := shape.tick()) is not None:
+            if runner.user_count != tick[0]:
+                runner.start(*tick)  # fires test_start, spawns the fleet, then spawning_complete
+            gevent.sleep(0.05)
+        runner.stop()  # test_stopping drains and stops the agents, test_stop judges
     run = harness.run
     assert run is not None and run.outcome is not None
     assert run.phase() is Phase.FINISHED
