@@ -21,12 +21,15 @@ from certctl_load.model.config import RunConfig, resolve_config
 from certctl_load.plugin.harness import Harness
 from certctl_load.plugin.shape import StormShape
 from certctl_load.plugin.user import CertctlAgent
+from certctl_load.runtime.connect_phase import ConnectPhase
 from certctl_load.runtime.coordinator import (
     FLUSH,
     PLAN,
+    START,
     Coordinator,
     WorkerNode,
     apply_plan,
+    apply_start,
     deal_agents,
     worker_report,
 )
@@ -208,23 +211,71 @@ def test_agents_are_dealt_round_robin_in_worker_order():
     assert deal_agents({"a": 0, "b": 2}, ["b", "a"]) == {"b": [0, 1], "a": []}
 
 
-def test_the_plan_gives_every_worker_its_agents_and_one_t0(run, clock):
+def connected_phase(agents: int, failed: int = 0) -> dict[str, Any]:
+    """A worker's connect phase as it sends it: ``failed`` of its ``agents`` refused."""
+    phase = ConnectPhase(agents)
+    for n in range(agents):
+        phase.record([(0.001, "connection_refused" if n < failed else None)], T0)
+    return phase.to_wire()
+
+
+def planned(run: Run, link: FakeLink) -> Coordinator:
+    """A coordinator whose plan went out and whose workers all reported their agents connected."""
+    coordinator = Coordinator(run, link)
+    coordinator.plan()
+    for node in link.nodes:
+        coordinator.on_connected(node.id, connected_phase(node.users))
+    return coordinator
+
+
+def test_the_plan_deals_the_agents_and_t0_follows_once_every_worker_has_connected(run, clock):
     link = FakeLink(list(reversed(nodes(5, 5))))  # Locust's order is not the workers' index order
-    Coordinator(run, link).plan()
+    coordinator = Coordinator(run, link)
+    coordinator.plan()
     plans = {worker: data for message, data, worker in link.sent if message == PLAN}
     assert plans["host0_abc0"]["agents"] == [0, 2, 4, 6, 8]
     assert plans["host1_abc1"]["agents"] == [1, 3, 5, 7, 9]
-    assert {plan["t0"] for plan in plans.values()} == {run.t0}
-    assert run.t0 is not None and run.t0 > clock.now
+    assert {plan["t0"] for plan in plans.values()} == {None}
+    assert run.phase() is Phase.CONNECTING
+    coordinator.on_connected("host1_abc1", connected_phase(5))
+    assert run.t0 is None  # one worker is still connecting
+    coordinator.on_connected("host0_abc0", connected_phase(5))
+    [start] = [data for message, data, _ in link.sent if message == START]
+    assert run.t0 == start["t0"] and run.t0 > clock.now
+    assert run.connect is not None and run.connect.summary()["connected"] == 10
+
+
+def test_a_fleet_of_which_more_than_1_percent_cannot_connect_stops_before_t0_with_exit_2(run):
+    link = FakeLink(nodes(5, 5))
+    coordinator = Coordinator(run, link)
+    coordinator.plan()
+    coordinator.on_connected("host0_abc0", connected_phase(5, failed=1))
+    coordinator.on_connected("host1_abc1", connected_phase(5))
+    assert run.t0 is None and [message for message, _, _ in link.sent if message == START] == []
+    reason = run.stop_reason_now(T0)
+    assert reason is not None and "1 of 10 agents" in reason and "connection_refused 1" in reason
+    assert run.finish(T0).exit_code == exitcodes.TARGET_NOT_READY
+
+
+def test_without_a_connect_phase_the_plan_carries_t0(tmp_path, clock):
+    scenario = tmp_path / "first_beat.yaml"
+    scenario.write_text("name: agent_storm\nconnect: at-first-beat\n")
+    run = Run(config_for(tmp_path, scenario=str(scenario)), EventHook(), clock=clock)
+    link = FakeLink(nodes(5, 5))
+    Coordinator(run, link).plan()
+    plans = [data for message, data, _ in link.sent if message == PLAN]
+    assert {plan["t0"] for plan in plans} == {run.t0} and run.t0 is not None
 
 
 def test_a_worker_takes_its_step_from_the_plan_and_never_changes_its_configuration(tmp_path, clock):
     master = Run(config_for(tmp_path, fleet=10, interval="2s"), EventHook(), clock=clock)
     link = FakeLink(nodes(5, 5))
-    Coordinator(master, link).plan()
+    planned(master, link)
     worker = Run(config_for(tmp_path, fleet=3, interval="9s"), EventHook(), clock=clock)
     configured = worker.config
     apply_plan(worker, link.sent[0][1])
+    assert worker.t0 is None  # it connects first
+    apply_start(worker, next(data for message, data, _ in link.sent if message == START))
     assert worker.config is configured
     assert worker.step is not None and (worker.step.fleet_size, worker.step.duration_s) == (10, 6.0)
     assert worker.step.calls[0].interval_s == 2.0
@@ -233,8 +284,7 @@ def test_a_worker_takes_its_step_from_the_plan_and_never_changes_its_configurati
 
 def test_a_lost_workers_missed_beats_count_as_dropped_and_fail_the_run(run, clock):
     link = FakeLink(nodes(5, 5))
-    coordinator = Coordinator(run, link)
-    coordinator.plan()
+    coordinator = planned(run, link)
     assert run.t0 is not None
     clock.now = run.t0 + 2.0
     coordinator.on_report("host1_abc1", worker_report_at(clock.now))
@@ -262,8 +312,7 @@ def worker_report_at(now: float, errors: int = 0) -> dict[str, Any]:
 
 
 def test_harness_errors_on_workers_fail_the_run_with_exit_1(run, clock):
-    coordinator = Coordinator(run, FakeLink(nodes(5, 5)))
-    coordinator.plan()
+    coordinator = planned(run, FakeLink(nodes(5, 5)))
     assert run.t0 is not None
     for _ in range(20):
         beat(run)
@@ -293,8 +342,7 @@ def test_a_refusal_names_the_worker_sends_no_plan_and_exits_104(run, capsys):
 
 def test_the_master_flushes_once_past_the_end_and_waits_for_every_final(run):
     link = FakeLink(nodes(5, 5))
-    coordinator = Coordinator(run, link)
-    coordinator.plan()
+    coordinator = planned(run, link)
     assert run.t0 is not None
     end = run.t0 + 6
     assert not coordinator.is_drained(end - 0.1)

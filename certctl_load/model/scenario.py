@@ -20,6 +20,8 @@ from certctl_load.model.values import positive_duration
 
 DEFAULT_SCENARIO_NAME = "agent_storm"
 CONNECTION_MODELS = ("keep-alive", "per-request")
+# before-start: the fleet connects before t0; at-first-beat: each agent connects at its first beat.
+CONNECT_MODES = ("before-start", "at-first-beat")
 DEFAULT_TREND_STATS = ("avg", "min", "med", "p(95)", "p(99)", "max")
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -36,6 +38,8 @@ class Scenario:
     thresholds: tuple[Threshold, ...]
     threshold_spec: Mapping[str, Any] = field(repr=False)
     connection: str
+    connect: str
+    connect_concurrency: int
     request_timeout_s: float
     source: str
     calls: tuple[CallSpec, ...]
@@ -43,6 +47,11 @@ class Scenario:
     @property
     def heartbeat_interval_s(self) -> float:
         return heartbeat_interval(self.calls)
+
+    @property
+    def connects_before_start(self) -> bool:
+        """The fleet opens its keep-alive connections before t0 (per-request ones cannot be)."""
+        return self.connect == "before-start" and self.connection == "keep-alive"
 
     @property
     def file_stem(self) -> str:
@@ -60,6 +69,8 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "summary_trend_stats": ("a list of trend stats such as [avg, p(95)]", list(DEFAULT_TREND_STATS)),
     "thresholds": ("a mapping of metric to a list of expressions", {}),
     "connection": ("one of " + ", ".join(CONNECTION_MODELS), "keep-alive"),
+    "connect": ("one of " + ", ".join(CONNECT_MODES), "before-start"),
+    "connect_concurrency": ("a positive whole number (connects at once per process)", 256),
     "request_timeout": ("a positive duration such as 60s", "60s"),
     "calls": ("a list of calls, each with name, method, path, body and interval", None),
 }
@@ -126,6 +137,11 @@ def parse_scenario(document: Any, source: str) -> Scenario:
     connection = values["connection"]
     if connection not in CONNECTION_MODELS:
         raise bad("connection")
+    if values["connect"] not in CONNECT_MODES:
+        raise bad("connect")
+    concurrency = values["connect_concurrency"]
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise bad("connect_concurrency")
     if values["calls"] is None:
         calls: tuple[CallSpec, ...] = (heartbeat_call(interval),)
     else:
@@ -151,6 +167,8 @@ def parse_scenario(document: Any, source: str) -> Scenario:
         thresholds=tuple(thresholds),
         threshold_spec=spec,
         connection=connection,
+        connect=values["connect"],
+        connect_concurrency=concurrency,
         request_timeout_s=timeout,
         source=source,
         calls=calls,

@@ -28,6 +28,7 @@ from certctl_load.plugin.locust_internals import fleet_workers
 from certctl_load.plugin.user_stop import restore_final_counts, stop_all_users
 from certctl_load.reporting.files import ensure_writable_dir
 from certctl_load.runtime.coordinator import (
+    CONNECTED,
     FINAL,
     FLUSH,
     GRANT,
@@ -35,17 +36,19 @@ from certctl_load.runtime.coordinator import (
     PLAN,
     REFUSED,
     REPORT_KEY,
+    START,
     Coordinator,
     WorkerNode,
     apply_grant,
     apply_plan,
+    apply_start,
     hand_over_on_exit,
     send_final_when_drained,
     wait_until_drained,
     worker_report,
 )
 from certctl_load.runtime.preflight import run_preflight
-from certctl_load.runtime.run import AgentGrant, Run, build_ssl_context, schedule_lead
+from certctl_load.runtime.run import SCHEDULE_LEAD_S, AgentGrant, Run, Shape, build_ssl_context, schedule_lead
 
 logger = logging.getLogger("certctl_load")
 
@@ -129,11 +132,13 @@ class Harness:
             runner.register_message(PLAN, self._on_plan)
             runner.register_message(GRANT, self._on_grant)
             runner.register_message(FLUSH, self._on_flush)
+            runner.register_message(START, self._on_start)
         elif isinstance(runner, MasterRunner):
             events.worker_report.add_listener(self.on_worker_report)
             runner.register_message(FINAL, self._on_final)
             runner.register_message(NEED, self._on_need)
             runner.register_message(REFUSED, self._on_refused)
+            runner.register_message(CONNECTED, self._on_connected)
 
     def handle_stop_signals(self) -> None:
         """With a shape, Locust installs its SIGTERM handler only after the run: until then SIGTERM
@@ -194,19 +199,21 @@ class Harness:
             return
         run = Run(config, self.environment.events.request)
         run.on_starved = lambda waiting: runner.send_message(NEED, {"waiting": waiting})
+        run.on_fleet_ready = lambda: runner.send_message(
+            CONNECTED, None if run.connect is None else run.connect.to_wire()
+        )
         self.config, self.run = config, run
 
     def on_spawning_complete(self, user_count: int, **_: Any) -> None:
         run = self.run
-        if run is None or run.t0 is not None or self.is_worker:
+        if run is None or run.shape is not None or self.is_worker:
             return
         if self.coordinator is not None:
             self.coordinator.plan()
             if run.refusal is not None:
                 return
         else:
-            grants = [AgentGrant(index) for index in range(run.config.fleet_size)]
-            run.start_schedule(run.clock() + schedule_lead(len(grants)), grants)
+            self._start_local(run)
         config = run.config
         logger.info(
             "fleet of %d agents spawned; %s; %.2f requests/s offered for %gs",
@@ -215,6 +222,26 @@ class Harness:
             config.offered_rate,
             config.duration_s,
         )
+
+    def _start_local(self, run: Run) -> None:
+        """A local run's one step: t0 once the fleet has connected, or at once (with a lead for the
+        agents to build their loops) when each agent connects at its first beat."""
+        config = run.config
+        grants = [AgentGrant(index) for index in range(config.fleet_size)]
+        shape = Shape(config.fleet_size, config.duration_s, config.calls)
+        if config.scenario.connects_before_start:
+            run.on_fleet_ready = lambda: self._connected(run)
+            run.prepare(shape, grants)
+        else:
+            run.prepare(shape, grants)
+            run.start_at(run.clock() + schedule_lead(len(grants)))
+
+    def _connected(self, run: Run) -> None:
+        """Every agent of a local run has connected: fix t0, or stop when too many could not."""
+        assert run.connect is not None
+        run.stop_reason = run.connect.failure(run.config.fleet_size)
+        if run.stop_reason is None:
+            run.start_at(run.clock() + SCHEDULE_LEAD_S)
 
     # While it runs ---------------------------------------------------------------------------
 
@@ -264,6 +291,14 @@ class Harness:
     def _on_grant(self, environment: Environment, msg: Message, **_: Any) -> None:
         if self.run is not None:
             apply_grant(self.run, msg.data)
+
+    def _on_start(self, environment: Environment, msg: Message, **_: Any) -> None:
+        if self.run is not None:
+            apply_start(self.run, msg.data)
+
+    def _on_connected(self, environment: Environment, msg: Message, **_: Any) -> None:
+        if self.coordinator is not None:
+            self.coordinator.on_connected(msg.node_id, msg.data)
 
     def _on_flush(self, environment: Environment, msg: Message, **_: Any) -> None:
         if self.run is not None:

@@ -12,7 +12,7 @@ from locust import User, task
 from locust.env import Environment
 
 from certctl_load.plugin.harness import harness_for
-from certctl_load.runtime.call_loop import CallLoop, agent_loops
+from certctl_load.runtime.call_loop import CallLoop, agent_loops, schedule_loops
 from certctl_load.runtime.run import AgentGrant, Run
 
 # How long an agent whose run is over (or refused) sleeps; Locust kills it when the run stops.
@@ -30,11 +30,13 @@ class CertctlAgent(User):
         self._side_greenlets: tuple[gevent.Greenlet, ...] = ()
 
     def _join_fleet(self, run: Run) -> None:
-        run.wait_for_schedule()
+        """Claim an agent, build its loops, connect (when the fleet connects first), then wait for
+        t0 and take the agent's slots."""
         self.grant = run.claim_agent()
-        self.loops = agent_loops(run, self.grant.index, self.grant.resume_at)
-        for loop in self.loops:
-            loop.connection.warm_up()
+        self.loops = agent_loops(run, self.grant.index)
+        run.join([loop.connection for loop in self.loops])
+        step = run.wait_for_schedule()
+        schedule_loops(self.loops, step, self.grant.index, self.grant.resume_at)
         self._side_greenlets = tuple(gevent.spawn(loop.run_forever) for loop in self.loops[1:])
 
     def wait_time(self) -> float:

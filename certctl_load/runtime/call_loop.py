@@ -3,6 +3,8 @@ and lateness accounting."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import gevent
 
 from certctl_load.model import fleet
@@ -10,7 +12,10 @@ from certctl_load.model.calls import CallSpec, call_schedules
 from certctl_load.model.schedule import AgentSchedule, after_response, on_wake
 from certctl_load.runtime.httpclient import Connection, build_request
 from certctl_load.runtime.recorder import Recorder
-from certctl_load.runtime.run import Run
+from certctl_load.runtime.run import Run, Step
+
+# A loop's schedule until the step's t0 is fixed: no slot at all.
+_NOT_SCHEDULED = AgentSchedule(start=0.0, interval=1.0, end=0.0)
 
 
 def call_request(run: Run, call: CallSpec, agent_number: int) -> bytes:
@@ -30,22 +35,15 @@ class CallLoop:
     __slots__ = ("run", "recorder", "schedule", "request", "next_slot", "connection", "agent")
 
     def __init__(
-        self,
-        run: Run,
-        recorder: Recorder,
-        schedule: AgentSchedule,
-        request: bytes,
-        first_slot: int,
-        source_address: str | None = None,
-        agent: int = 0,
+        self, run: Run, recorder: Recorder, request: bytes, agent: int, source_address: str | None = None
     ) -> None:
         config = run.config
         self.run = run
         self.agent = agent
         self.recorder = recorder
-        self.schedule = schedule
+        self.schedule = _NOT_SCHEDULED
         self.request = request
-        self.next_slot = first_slot
+        self.next_slot = 0
         self.connection = Connection(
             config.endpoint,
             ssl_context=run.ssl_context,
@@ -53,6 +51,11 @@ class CallLoop:
             keep_alive=config.scenario.connection == "keep-alive",
             source_address=source_address,
         )
+
+    def schedule_on(self, schedule: AgentSchedule, resume_at: float) -> None:
+        """Beat on ``schedule`` from its first slot at or after ``resume_at``."""
+        self.schedule = schedule
+        self.next_slot = schedule.first_at_or_after(resume_at)
 
     def seconds_to_next(self, now: float) -> float | None:
         """How long until the next slot; None once the run has no slot left for this call."""
@@ -90,17 +93,21 @@ class CallLoop:
             self.beat()
 
 
-def agent_loops(run: Run, index: int, resume_at: float) -> list[CallLoop]:
-    """Agent ``index``'s loops, one per call of the run's step, from its first slot at or after
-    ``resume_at``; each with its connection not yet opened."""
-    step = run.step
-    assert step is not None, "the schedule is not fixed yet"
-    schedules = call_schedules(index, step.fleet_size, step.calls, step.t0, step.duration_s)
+def agent_loops(run: Run, index: int) -> list[CallLoop]:
+    """Agent ``index``'s loops, one per call of the prepared step, its requests built and its
+    connections not yet opened; each beats once scheduled (:func:`schedule_loops`)."""
+    shape = run.shape
+    assert shape is not None, "the step is not prepared yet"
     sources = run.config.source_addresses
     source = sources[index % len(sources)] if sources else None
-    loops = []
-    for call, schedule in zip(step.calls, schedules, strict=True):
-        request = call_request(run, call, index + 1)
-        first_slot = schedule.first_at_or_after(resume_at)
-        loops.append(CallLoop(run, run.recorders[call.name], schedule, request, first_slot, source, index))
-    return loops
+    return [
+        CallLoop(run, run.recorders[call.name], call_request(run, call, index + 1), index, source)
+        for call in shape.calls
+    ]
+
+
+def schedule_loops(loops: Sequence[CallLoop], step: Step, index: int, resume_at: float) -> None:
+    """Put agent ``index``'s loops on the step's absolute schedule, from ``resume_at``."""
+    schedules = call_schedules(index, step.fleet_size, step.calls, step.t0, step.duration_s)
+    for loop, schedule in zip(loops, schedules, strict=True):
+        loop.schedule_on(schedule, resume_at)

@@ -12,7 +12,7 @@ no plan and refuses the run. Locust itself is reached only through :class:`Worke
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ import gevent
 from certctl_load.model import fleet
 from certctl_load.model.calls import call_schedules, with_interval
 from certctl_load.model.schedule import AgentSchedule
-from certctl_load.runtime.run import GRACEFUL_STOP_S, AgentGrant, Run, Step, schedule_lead
+from certctl_load.runtime.run import GRACEFUL_STOP_S, AgentGrant, Run, Shape, schedule_lead
 
 logger = logging.getLogger("certctl_load")
 
@@ -31,6 +31,8 @@ NEED = "certctl_need"
 FLUSH = "certctl_flush"
 FINAL = "certctl_final"
 REFUSED = "certctl_refused"
+CONNECTED = "certctl_connected"
+START = "certctl_start"
 REPORT_KEY = "certctl"
 # Workers need a moment to receive the plan before the first slot.
 DISTRIBUTED_LEAD_S = 0.75
@@ -88,6 +90,7 @@ class _WorkerState:
     running: int = 0
     waiting: int = 0
     errors: int = 0
+    connected: bool = False
     lost: bool = False
     # agent index -> from when another user may take it over (set when the worker is lost)
     resume_at: dict[int, float] = field(default_factory=dict)
@@ -120,8 +123,13 @@ class Coordinator:
         dealt = deal_agents({node.id: node.users for node in nodes}, [node.id for node in nodes])
         config = run.config
         now = run.clock()
-        t0 = now + schedule_lead(max(map(len, dealt.values()), default=0), DISTRIBUTED_LEAD_S)
-        run.start_schedule(t0, ())
+        run.prepare(
+            Shape(config.fleet_size, config.duration_s, config.calls), (), connecting_agents=config.fleet_size
+        )
+        t0 = None
+        if run.connect is None:  # no connect phase: t0 now, leaving the workers time to build their loops
+            t0 = now + schedule_lead(max(map(len, dealt.values()), default=0), DISTRIBUTED_LEAD_S)
+            run.start_at(t0)
         for worker, agents in dealt.items():
             self.workers[worker] = _WorkerState(agents=set(agents), last_heard=now)
             plan = {
@@ -132,7 +140,31 @@ class Coordinator:
                 "agents": agents,
             }
             self.link.send(PLAN, plan, worker)
-        logger.info("fleet of %d agents dealt to %d workers; t0 agreed", config.fleet_size, len(dealt))
+        agreed = "t0 agreed" if t0 is not None else "t0 once every worker has connected its agents"
+        logger.info("fleet of %d agents dealt to %d workers; %s", config.fleet_size, len(dealt), agreed)
+
+    def on_connected(self, worker: str, phase: Mapping[str, Any] | None) -> None:
+        """A worker's agents are ready (connected, with its connect phase); once every live worker's
+        are, t0 is agreed and sent, or the run stops when the fleet could not connect."""
+        state = self.workers.setdefault(worker, _WorkerState())
+        state.connected = True
+        if phase is not None and self.run.connect is not None:
+            self.run.connect.merge(phase)
+        self._start_when_connected()
+
+    def _start_when_connected(self) -> None:
+        run = self.run
+        if run.t0 is not None or run.connect is None or run.stop_reason is not None:
+            return
+        if any(s.agents and not s.connected and not s.lost for s in self.workers.values()):
+            return
+        run.stop_reason = run.connect.failure(run.config.fleet_size)
+        if run.stop_reason is not None:
+            return
+        t0 = run.clock() + DISTRIBUTED_LEAD_S
+        run.start_at(t0)
+        self.link.send(START, {"t0": t0})
+        logger.info("every worker's agents connected; t0 agreed")
 
     def on_refused(self, worker: str, line: str) -> str:
         """A worker's configuration is bad: the run is refused with the worker named; returns the line."""
@@ -187,6 +219,7 @@ class Coordinator:
             state.lost = True
             self._orphan(worker, state)
         self.hand_out_orphans()
+        self._start_when_connected()
 
     def _schedules(self, index: int) -> list[tuple[str, AgentSchedule]]:
         step = self.run.step
@@ -198,9 +231,8 @@ class Coordinator:
         """Its agents may be taken over from their next slot: the master cannot know whether the
         lost worker sent anything since it was last heard of, so nothing earlier is sent twice."""
         run = self.run
-        t0 = run.t0
-        assert t0 is not None
         now = run.clock()
+        t0 = now if run.t0 is None else run.t0  # lost while the fleet was connecting: from t0
         agents = sorted(state.agents)
         for index in agents:
             state.resume_at[index] = now
@@ -258,12 +290,20 @@ def worker_report(run: Run) -> dict[str, Any]:
 
 
 def apply_plan(run: Run, plan: dict[str, Any]) -> None:
-    """A worker takes the master's plan: the fleet's shape, t0 and its own agents."""
+    """A worker takes the master's plan: the fleet's shape, its own agents and t0 (which, when the
+    fleet connects first, comes later with START)."""
     calls = run.config.calls
     for name, interval in plan["intervals"].items():
         calls = with_interval(calls, name, interval)
-    step = Step(plan["t0"], plan["fleet_size"], plan["duration_s"], calls)
-    run.start_step(step, [AgentGrant(index) for index in plan["agents"]])
+    run.prepare(Shape(plan["fleet_size"], plan["duration_s"], calls), [AgentGrant(i) for i in plan["agents"]])
+    if plan["t0"] is not None:
+        run.start_at(plan["t0"])
+
+
+def apply_start(run: Run, start: dict[str, Any]) -> None:
+    """A worker takes the t0 its master agreed once the whole fleet had connected."""
+    if run.t0 is None:
+        run.start_at(start["t0"])
 
 
 def apply_grant(run: Run, grant: dict[str, Any]) -> None:

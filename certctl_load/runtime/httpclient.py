@@ -125,14 +125,19 @@ class Connection:
             finally:
                 self._sock = None
 
-    def warm_up(self) -> None:
-        """Open the keep-alive connection ahead of the first request, as a running agent has one;
-        a failure here is left for the first request to meet and record."""
-        if self._sock is None and self.keep_alive:
-            try:
-                self._sock = self._connect()
-            except (OSError, ValueError):
-                self._sock = None
+    def open(self) -> tuple[float, str | None]:
+        """Open the keep-alive connection ahead of the first request, as a running agent has one:
+        (seconds it took, the error kind or None). A failure is left for the first request to meet
+        and record; a connection already open, or one that is not kept alive, is left as it is."""
+        if self._sock is not None or not self.keep_alive:
+            return 0.0, None
+        started = time.perf_counter()
+        try:
+            self._sock = self._connect()
+        except (OSError, ValueError) as error:
+            self._sock = None
+            return time.perf_counter() - started, error_kind(error)
+        return time.perf_counter() - started, None
 
     def _connect(self) -> socket.socket:
         family, kind, proto, address = _resolve(self.endpoint.host, self.endpoint.port)

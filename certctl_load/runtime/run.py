@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gevent.event import Event
+from gevent.lock import BoundedSemaphore
 
 from certctl_load.k6.abort import CHECK_EVERY_S, abort_reason
 from certctl_load.k6.metrics import MetricStore
 from certctl_load.model.calls import CallSpec
 from certctl_load.model.config import RunConfig
+from certctl_load.runtime.connect_phase import ConnectPhase
 from certctl_load.runtime.early_stop import early_stop_reason
-from certctl_load.runtime.httpclient import make_ssl_context
+from certctl_load.runtime.httpclient import Connection, make_ssl_context
 from certctl_load.runtime.judge import Outcome, RunFacts, judge
 from certctl_load.runtime.recorder import Recorder
 from certctl_load.runtime.request_trace import RequestTrace
@@ -49,6 +51,7 @@ class Phase(enum.StrEnum):
 
     IDLE = "idle"
     SPAWNING = "spawning"
+    CONNECTING = "connecting"
     RUNNING = "running"
     DRAINING = "draining"
     FINISHED = "finished"
@@ -70,14 +73,33 @@ class AgentGrant:
 
 
 @dataclass(frozen=True)
-class Step:
-    """One stretch of a run on one schedule: from ``t0`` for ``duration_s``, ``fleet_size`` agents
-    making ``calls`` (on a distributed worker these come from the master's plan)."""
+class Shape:
+    """What a step runs: ``fleet_size`` agents making ``calls`` for ``duration_s`` (on a distributed
+    worker this comes from the master's plan)."""
 
-    t0: float
     fleet_size: int
     duration_s: float
     calls: tuple[CallSpec, ...]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stretch of a run on one schedule: its shape from ``t0``."""
+
+    t0: float
+    shape: Shape
+
+    @property
+    def fleet_size(self) -> int:
+        return self.shape.fleet_size
+
+    @property
+    def duration_s(self) -> float:
+        return self.shape.duration_s
+
+    @property
+    def calls(self) -> tuple[CallSpec, ...]:
+        return self.shape.calls
 
     @property
     def end(self) -> float:
@@ -114,6 +136,14 @@ class Run:
         self.ssl_context = build_ssl_context(config)
         self.trace = RequestTrace(config.request_trace) if config.request_trace else None
         self.steps: list[Step] = []
+        self.shape: Shape | None = None  # the next step's, known before its t0
+        self.connect: ConnectPhase | None = None  # the fleet's connects before t0, when it has them
+        self._connect_slots = BoundedSemaphore(config.scenario.connect_concurrency)
+        self._agents_expected = 0
+        self._agents_ready = 0
+        # Called once every agent this process holds is ready to beat (connected, when it connects
+        # first): the run then fixes t0, or a worker tells its master.
+        self.on_fleet_ready: Callable[[], None] | None = None
         self._scheduled = Event()
         self._grants: deque[AgentGrant] = deque()
         self._grants_available = Event()
@@ -155,23 +185,55 @@ class Run:
             return Phase.FINISHED
         end = self.end
         if end is None:
-            return Phase.SPAWNING
+            return Phase.CONNECTING if self.connect is not None else Phase.SPAWNING
         moment = self.clock() if now is None else now
         return Phase.DRAINING if self.closing or moment >= end else Phase.RUNNING
 
     # Start -----------------------------------------------------------------------------------
 
-    def start_step(self, step: Step, grants: Iterable[AgentGrant]) -> None:
-        """Fix the step's schedule and the agents this process's users will hold; wakes every
-        waiting agent (spawning -> running)."""
-        self.steps.append(step)
+    def prepare(
+        self, shape: Shape, grants: Sequence[AgentGrant], *, connecting_agents: int | None = None
+    ) -> None:
+        """The next step's shape and the agents this process's users will hold, before t0: the
+        agents claim them, build their loops and, when the scenario connects before the start,
+        connect (spawning -> connecting). ``connecting_agents``: how many agents the connect phase
+        waits for (a master's workers hold them all; default: this process's)."""
+        self.shape = shape
+        self._agents_expected = len(grants)
+        self._agents_ready = 0
+        if self.config.scenario.connects_before_start:
+            self.connect = ConnectPhase(len(grants) if connecting_agents is None else connecting_agents)
         self.give_agents(grants)
+
+    def start_at(self, t0: float) -> None:
+        """Fix the prepared step's t0; wakes every agent waiting for it (-> running)."""
+        assert self.shape is not None, "prepare the step first"
+        self.steps.append(Step(t0, self.shape))
         self._scheduled.set()
 
-    def start_schedule(self, t0: float, grants: Iterable[AgentGrant]) -> None:
-        """The one step of a storm: the configured fleet, calls and duration from ``t0``."""
+    def start_schedule(self, t0: float, grants: Sequence[AgentGrant]) -> None:
+        """The one step of a storm at once: the configured fleet, calls and duration from ``t0``."""
         config = self.config
-        self.start_step(Step(t0, config.fleet_size, config.duration_s, config.calls), grants)
+        self.prepare(Shape(config.fleet_size, config.duration_s, config.calls), grants)
+        self.start_at(t0)
+
+    def join(self, connections: Sequence[Connection]) -> None:
+        """An agent with its loops built is ready: it first opens its connections when the scenario
+        connects before the start (at most ``connect_concurrency`` at once), recorded in the connect
+        phase until it is complete (an agent taking over later only connects)."""
+        if self.config.scenario.connects_before_start:
+            with self._connect_slots:
+                phase = self.connect
+                if phase is not None and not phase.complete:
+                    phase.begin(self.clock())
+                    outcomes = [connection.open() for connection in connections]
+                    phase.record(outcomes, self.clock())
+                else:
+                    for connection in connections:
+                        connection.open()
+        self._agents_ready += 1
+        if self._agents_ready == self._agents_expected and self.on_fleet_ready is not None:
+            self.on_fleet_ready()
 
     def give_agents(self, grants: Iterable[AgentGrant]) -> None:
         self._grants.extend(grants)
@@ -191,7 +253,7 @@ class Run:
             self._grants_available.clear()
             self.waiting_for_agents += 1
             try:
-                if self.on_starved is not None:
+                if self.on_starved is not None and self.shape is not None:  # not before the plan
                     self.on_starved(self.waiting_for_agents)
                 self._grants_available.wait()
             finally:
@@ -218,7 +280,7 @@ class Run:
             return self.refusal
         t0 = self.t0
         if t0 is None:
-            return None
+            return self.stop_reason  # the fleet could not connect
         elapsed = now - t0
         scenario = self.config.scenario.name
         self.stop_reason = self.stop_reason or early_stop_reason(self.store, scenario, elapsed)
