@@ -148,7 +148,8 @@ def run_measured(
     command: Sequence[str], *, env: Mapping[str, str], cwd: Path, output: Path, timeout_s: float
 ) -> Usage:
     """Run ``command`` (stdout and stderr to ``output``) to its end or ``timeout_s``, then SIGTERM
-    and SIGKILL to its process group; CPU and ru_maxrss come from ``os.wait4``."""
+    and SIGKILL to its process group (at once if this process is interrupted); CPU and ru_maxrss
+    come from ``os.wait4``."""
     _become_subreaper()
     started = time.monotonic()
     with output.open("wb") as sink:
@@ -162,16 +163,22 @@ def run_measured(
     deadline = started + timeout_s
     signals = [signal.SIGTERM, signal.SIGKILL]
     timed_out = False
-    while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid:
-            break
-        peak_tree_kb = max(peak_tree_kb, _sample_tree(root, descendants))
-        if time.monotonic() >= deadline and signals:
-            timed_out = True
-            os.killpg(process.pid, signals.pop(0))
-            deadline = time.monotonic() + _KILL_GRACE_S
-        time.sleep(_SAMPLE_EVERY_S)
+    try:
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            peak_tree_kb = max(peak_tree_kb, _sample_tree(root, descendants))
+            if time.monotonic() >= deadline and signals:
+                timed_out = True
+                os.killpg(process.pid, signals.pop(0))
+                deadline = time.monotonic() + _KILL_GRACE_S
+            time.sleep(_SAMPLE_EVERY_S)
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM): the child's session must not outlive us
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
     process.returncode = os.waitstatus_to_exitcode(status)
     descendants.discard(process.pid)
     orphans_cpu_s, orphans_maxrss = _reap_orphans(descendants, time.monotonic() + _KILL_GRACE_S)
