@@ -1,6 +1,7 @@
 """The metric registry and the sample store: selection, exact merging, cheap adds."""
 
 import json
+import math
 import random
 import time
 
@@ -17,7 +18,7 @@ from certctl_load.k6.metrics import (
     RateAggregate,
     TrendAggregate,
 )
-from certctl_load.k6.percentiles import trend_stats
+from certctl_load.k6.percentiles import percentile
 
 OK = {"scenario": "agent_storm", "name": "heartbeat", "status": "200", "expected_response": "true"}
 FAILED = {"scenario": "agent_storm", "name": "heartbeat", "status": "503", "expected_response": "false"}
@@ -47,11 +48,16 @@ def test_a_selector_takes_every_series_containing_its_pairs():
     store = MetricStore()
     for value, tags in [(3.0, OK), (1.0, OK), (9.0, FAILED), (2.0, OTHER)]:
         store.add_trend("http_req_duration", value, tags)
-    assert store.select("http_req_duration", {}).values == [1.0, 2.0, 3.0, 9.0]
-    assert store.select("http_req_duration", {"scenario": "agent_storm"}).values == [1.0, 3.0, 9.0]
-    assert store.select("http_req_duration", {"expected_response": "true"}).values == [1.0, 2.0, 3.0]
-    assert store.select("http_req_duration", {"scenario": "agent_storm", "status": "503"}).values == [9.0]
-    assert store.select("http_req_duration", {"status": "404"}) == TrendAggregate([], 0.0)
+
+    def trend(selector):
+        aggregate = store.select("http_req_duration", selector)
+        return aggregate.samples, aggregate.total, aggregate.percentiles([0, 50, 100])
+
+    assert trend({}) == (4, 15.0, [1.0, 2.5, 9.0])
+    assert trend({"scenario": "agent_storm"}) == (3, 13.0, [1.0, 3.0, 9.0])
+    assert trend({"expected_response": "true"}) == (3, 6.0, [1.0, 2.0, 3.0])
+    assert trend({"scenario": "agent_storm", "status": "503"}) == (1, 9.0, [9.0, 9.0, 9.0])
+    assert trend({"status": "404"}) == (0, 0.0, [0.0, 0.0, 0.0])
     assert store.select("http_req_connecting", {}).samples == 0
 
 
@@ -97,7 +103,7 @@ def test_fast_paths_use_reusable_keys():
     store.add_counter_key(counter, 1)
     gauge = store.series_key("vus", {})
     store.set_gauge_key(gauge, 4)
-    assert store.select("http_req_duration", OK).values == [1.0, 2.0]
+    assert store.select("http_req_duration", OK).percentiles([0, 100]) == [1.0, 2.0]
     assert store.select("checks", {}).passes == 1
     assert store.select("http_reqs", {}).count == 1
     assert store.select("vus", {}).value == 4
@@ -127,7 +133,12 @@ def test_sorted_values_stay_right_as_samples_keep_arriving():
         for value in batch:
             store.add_trend("http_req_duration", value, rng.choice([OK, FAILED, OTHER]))
         everything.extend(batch)
-        assert store.select("http_req_duration", {}).values == sorted(everything)
+        aggregate = store.select("http_req_duration", {})
+        assert (aggregate.samples, aggregate.total) == (len(everything), math.fsum(everything))
+        micros = sorted(round(value * 1000) for value in everything)
+        assert aggregate.percentiles([0, 50, 99, 100]) == [
+            percentile(micros, p) / 1000 for p in (0, 50, 99, 100)
+        ]
 
 
 # A random run: (metric, tag set, value) operations; the same operations dealt to several stores
@@ -162,8 +173,8 @@ def snapshot(store):
             aggregate = store.select(name, selector)
             if isinstance(aggregate, TrendAggregate):
                 aggregate = (
-                    list(aggregate.values),
-                    trend_stats(aggregate.values, ["avg", "med", "p(95)", "p(99.9)"]),
+                    aggregate.samples,
+                    aggregate.stats(["avg", "min", "max", "med", "p(95)", "p(99.9)"]),
                 )
             result[name, tuple(selector.items())] = aggregate
     gauge = store.select("vus", {})
@@ -193,17 +204,24 @@ def test_a_delta_carries_only_what_is_new_and_merging_it_is_exact():
     worker.add_counter("http_reqs", 1, OK)
     worker.set_gauge("vus_max", 50, {})
     first = worker.take_delta()
-    assert first["trend"] == [["http_req_duration", sorted([list(p) for p in OK.items()]), [5.0]]]
+    # [name, tags, count, min, max, sum parts, microseconds, their counts]
+    assert first["trend"] == [
+        ["http_req_duration", sorted([list(p) for p in OK.items()]), 1, 5.0, 5.0, [5.0], [5000], [1]]
+    ]
     assert first["gauge"] == [["vus_max", [], 50, 50, 50, 1]]
     worker.add_trend("http_req_duration", 7.0, OK)
     worker.set_gauge("vus_max", 40, {})
     second = worker.take_delta()
-    assert second["trend"][0][2] == [7.0]
+    assert second["trend"][0][2:] == [1, 7.0, 7.0, [7.0], [7000], [1]]
     assert second["rate"] == [] and second["counter"] == []
     assert second["gauge"] == [["vus_max", [], 40, 40, 40, 1]]
     master.merge(first)
     master.merge(second)
-    assert master.select("http_req_duration", {}).values == [5.0, 7.0]
+    assert master.select("http_req_duration", {}).stats(["count", "min", "max"]) == {
+        "count": 2,
+        "min": 5.0,
+        "max": 7.0,
+    }
     assert master.select("vus_max", {}) == GaugeAggregate(value=40, min=40, max=50, samples=2)
     assert master.select("http_reqs", {}).count == 1
 

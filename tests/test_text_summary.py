@@ -249,7 +249,7 @@ def test_a_summary_built_from_a_store_renders():
     )
     lines = rendered_lines(data)
     assert lines[0] == "     ✓ c"
-    cols = "avg=83.56ms min=300µs med=400µs p(95)=225.04ms p(99)=245ms max=250ms"
+    cols = "avg=83.56ms min=300µs med=400µs p(95)=225.03ms p(99)=245ms max=250ms"
     assert lines[2:] == [
         "     http_req_duration..............: " + cols,
         "       { expected_response:true }...: " + cols,

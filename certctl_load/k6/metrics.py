@@ -1,4 +1,8 @@
-"""k6's metric registry and an exact, mergeable store of every sample, grouped by tag set."""
+"""k6's metric registry and an exact, mergeable store of every metric's samples, grouped by tag set.
+
+Trend samples are kept at microsecond resolution (see :mod:`certctl_load.k6.histogram`): memory
+follows the distinct values, not the requests, and so do the worker-to-master deltas.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,11 @@ import itertools
 import math
 from array import array
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from certctl_load.k6.histogram import Histogram, values_at
+from certctl_load.k6.percentiles import percentile, percentile_ranks, trend_stats_of
 
 MetricType = Literal["counter", "gauge", "rate", "trend"]
 Contains = Literal["default", "time", "data"]
@@ -61,25 +68,36 @@ class _Series:
         return [[key, value] for key, value in self.tags]
 
 
+# Raw trend samples wait in a buffer this long (128 KB) before they are counted into the histogram:
+# the longer, the more repeats counted at once (lognormal ms: 79 % distinct µs at 4096, 50 % here).
+TREND_BATCH = 16384
+
+
 class _Trend(_Series):
-    __slots__ = ("values", "sent", "sorted")
+    __slots__ = ("pending", "histogram", "unsent")
 
     def __init__(self, name: str, tags: TagTuple) -> None:
         super().__init__(name, tags)
-        self.values = array("d")
-        self.sent = 0
-        self.sorted: list[float] = []
+        self.pending = array("d")
+        self.histogram = Histogram()
+        self.unsent: Histogram | None = None  # what take_delta has not sent yet, once it is called
 
-    def sorted_values(self) -> list[float]:
-        """All values ascending (kept as a list: array conversions cost more than they save)."""
-        done = len(self.sorted)
-        if done == 0:
-            self.sorted = sorted(self.values)
-        elif done != len(self.values):
-            merged = self.sorted + sorted(self.values[done:])
-            merged.sort()  # two sorted runs: a linear merge
-            self.sorted = merged
-        return self.sorted
+    def fold(self) -> None:
+        """Count the pending samples into the histogram (and the unsent one); ValueError, after
+        counting the others, when a sample is not a finite number of ms."""
+        values = self.pending
+        if not values:
+            return
+        self.pending = array("d")
+        also = () if self.unsent is None else (self.unsent,)
+        try:
+            self.histogram.add_values(values, *also)
+        except (OverflowError, ValueError):
+            finite = array("d", [value for value in values if math.isfinite(value * 1000.0)])
+            if finite:
+                self.histogram.add_values(finite, *also)
+            bad = next(value for value in values if not math.isfinite(value * 1000.0))
+            raise ValueError(f"trend {self.name!r}: sample {bad!r} ms is not a finite duration") from None
 
 
 class _Rate(_Series):
@@ -120,18 +138,63 @@ _SERIES_CLASSES: dict[str, type[SeriesKey]] = {
     "counter": _Counter,
     "gauge": _Gauge,
 }
+_S = TypeVar("_S", _Trend, _Rate, _Counter, _Gauge)
 
 
-@dataclass(frozen=True)
+class _AtRanks:
+    """The few ascending values a percentile reads, by rank, out of ``n``."""
+
+    __slots__ = ("n", "values")
+
+    def __init__(self, n: int, values: dict[int, int]) -> None:
+        self.n, self.values = n, values
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, rank: int, /) -> int:
+        return self.values[rank]
+
+
+@dataclass(frozen=True, eq=False)
 class TrendAggregate:
-    """Every sample of a selection, ascending (read-only: the store caches it), and their exact sum."""
+    """A selection's samples: count, exact sum, min and max of the raw values, and percentiles over
+    whole microseconds (a view of the store: read it before the store takes more samples)."""
 
-    values: Sequence[float]
+    samples: int
     total: float
+    min: float
+    max: float
+    histograms: tuple[Histogram, ...] = field(default=(), repr=False)
 
     @property
-    def samples(self) -> int:
-        return len(self.values)
+    def avg(self) -> float:
+        """total / samples; 0 when there are none."""
+        return self.total / self.samples if self.samples else 0.0
+
+    def percentiles(self, ps: Sequence[float]) -> list[float]:
+        """k6's p(N) in ms for each N in ``ps``: type 7 over the samples' microseconds, / 1000."""
+        n = self.samples
+        if sum(h.count for h in self.histograms) != n:
+            raise RuntimeError("the store took more samples since this selection: select again")
+        ranks = sorted({rank for p in ps for rank in percentile_ranks(p, n)[:2]}) if n > 1 else list(range(n))
+        view = _AtRanks(n, dict(zip(ranks, values_at(self.histograms, ranks), strict=True)))
+        return [percentile(view, p) / 1000 for p in ps]
+
+    def percentile(self, p: float) -> float:
+        """k6's p(``p``) in ms."""
+        return self.percentiles([p])[0]
+
+    def stats(self, stats: Sequence[str]) -> dict[str, float]:
+        """The named stats (avg, min, med, max, count, p(N)) in ms, in the order asked, as k6."""
+        return trend_stats_of(
+            stats,
+            count=self.samples,
+            total=self.total,
+            low=self.min,
+            high=self.max,
+            percentiles=self.percentiles,
+        )
 
 
 @dataclass(frozen=True)
@@ -180,8 +243,6 @@ class MetricStore:
         self._series: dict[tuple[str, TagTuple], SeriesKey] = {}
         self._by_name: dict[str, list[SeriesKey]] = {name: [] for name in METRICS}
         self._gauge_seq = itertools.count(1)
-        # trend series selected together -> (their lengths when cached, the aggregate)
-        self._trend_cache: dict[tuple[int, ...], tuple[tuple[int, ...], TrendAggregate]] = {}
 
     # Adding samples --------------------------------------------------------------------------
 
@@ -202,7 +263,10 @@ class MetricStore:
 
     def add_trend_key(self, key: _Trend, value: float) -> None:
         """Fast path of add_trend."""
-        key.values.append(value)
+        pending = key.pending
+        pending.append(value)
+        if len(pending) >= TREND_BATCH:
+            key.fold()
 
     def add_rate_key(self, key: _Rate, nonzero: bool) -> None:
         """Fast path of add_rate."""
@@ -221,24 +285,25 @@ class MetricStore:
 
     def add_trend(self, name: str, value: float, tags: Mapping[str, str]) -> None:
         """One trend sample (time trends in ms)."""
-        self.add_trend_key(self._typed_key(name, tags, "trend"), value)
+        self.add_trend_key(self._typed_key(name, tags, _Trend), value)
 
     def add_rate(self, name: str, nonzero: bool, tags: Mapping[str, str]) -> None:
         """One rate sample: counted in passes when non-zero."""
-        self.add_rate_key(self._typed_key(name, tags, "rate"), nonzero)
+        self.add_rate_key(self._typed_key(name, tags, _Rate), nonzero)
 
     def add_counter(self, name: str, value: float, tags: Mapping[str, str]) -> None:
         """Add ``value`` to a counter."""
-        self.add_counter_key(self._typed_key(name, tags, "counter"), value)
+        self.add_counter_key(self._typed_key(name, tags, _Counter), value)
 
     def set_gauge(self, name: str, value: float, tags: Mapping[str, str]) -> None:
         """Set a gauge: it keeps the last value and the extremes."""
-        self.set_gauge_key(self._typed_key(name, tags, "gauge"), value)
+        self.set_gauge_key(self._typed_key(name, tags, _Gauge), value)
 
-    def _typed_key(self, name: str, tags: Mapping[str, str], metric_type: str) -> SeriesKey:
+    def _typed_key(self, name: str, tags: Mapping[str, str], kind: type[_S]) -> _S:
         key = self.series_key(name, tags)
-        if METRICS[name].type != metric_type:
-            raise ValueError(f"metric {name!r} is a {METRICS[name].type}, not a {metric_type}")
+        if not isinstance(key, kind):
+            wanted = next(t for t, cls in _SERIES_CLASSES.items() if cls is kind)
+            raise ValueError(f"metric {name!r} is a {METRICS[name].type}, not a {wanted}")
         return key
 
     def _set_gauge(self, series: _Gauge, value: float, low: float, high: float, samples: int) -> None:
@@ -265,16 +330,18 @@ class MetricStore:
         chosen = [series for series in self._by_name[name] if series.matches(selector)]
         metric_type = METRICS[name].type
         if metric_type == "trend":
-            return self._trend(chosen)
+            return self._trend([s for s in chosen if isinstance(s, _Trend)])
         if metric_type == "rate":
-            passes = sum(s.passes for s in chosen)
-            return RateAggregate(passes, sum(s.total for s in chosen) - passes)
+            rates = [s for s in chosen if isinstance(s, _Rate)]
+            passes = sum(s.passes for s in rates)
+            return RateAggregate(passes, sum(s.total for s in rates) - passes)
         if metric_type == "counter":
+            counters = [s for s in chosen if isinstance(s, _Counter)]
             return CounterAggregate(
-                sum(s.sum for s in chosen),
-                sum(s.samples for s in chosen),
+                sum(s.sum for s in counters),
+                sum(s.samples for s in counters),
             )
-        seen: list[_Gauge] = [s for s in chosen if s.samples]
+        seen = [s for s in chosen if isinstance(s, _Gauge) and s.samples]
         if not seen:
             return GaugeAggregate(0.0, 0.0, 0.0, 0)
         last = max(seen, key=lambda s: s.seq)
@@ -289,28 +356,24 @@ class MetricStore:
         counts: dict[str, float] = {}
         for series in self._by_name[name]:
             tags = dict(series.tags)
-            if tag in tags and series.matches(selector):
+            if isinstance(series, _Counter) and tag in tags and series.matches(selector):
                 counts[tags[tag]] = counts.get(tags[tag], 0.0) + series.sum
         return counts
 
-    def _trend(self, chosen: list[_Trend]) -> TrendAggregate:
-        cache_key = tuple(id(series) for series in chosen)
-        lengths = tuple(len(series.values) for series in chosen)
-        cached = self._trend_cache.get(cache_key)
-        if cached is not None and cached[0] == lengths:
-            return cached[1]
-        if len(chosen) == 1:
-            values = chosen[0].sorted_values()
-        else:
-            values = []
-            for series in chosen:
-                values.extend(series.sorted_values())
-            values.sort()  # concatenated sorted runs: Timsort merges them
-        # fsum is order-free, and far faster over the raw arrays than over the scattered sorted floats.
-        total = math.fsum(itertools.chain.from_iterable(series.values for series in chosen))
-        aggregate = TrendAggregate(values, total)
-        self._trend_cache[cache_key] = (lengths, aggregate)
-        return aggregate
+    @staticmethod
+    def _trend(chosen: list[_Trend]) -> TrendAggregate:
+        for series in chosen:
+            series.fold()
+        histograms = tuple(series.histogram for series in chosen if series.histogram.count)
+        if not histograms:
+            return TrendAggregate(0, 0.0, 0.0, 0.0)
+        return TrendAggregate(
+            sum(h.count for h in histograms),
+            math.fsum(itertools.chain.from_iterable(h.parts for h in histograms)),
+            min(h.low for h in histograms),
+            max(h.high for h in histograms),
+            histograms,
+        )
 
     # Distributed mode ------------------------------------------------------------------------
 
@@ -319,11 +382,11 @@ class MetricStore:
         delta: dict[str, list[Any]] = {"trend": [], "rate": [], "counter": [], "gauge": []}
         for series in self._series.values():
             if isinstance(series, _Trend):
-                if len(series.values) > series.sent:
-                    delta["trend"].append(
-                        [series.name, series.wire_tags(), series.values[series.sent :].tolist()]
-                    )
-                    series.sent = len(series.values)
+                series.fold()
+                unsent = series.histogram if series.unsent is None else series.unsent
+                if unsent.count:
+                    delta["trend"].append([series.name, series.wire_tags(), *unsent.to_wire()])
+                series.unsent = Histogram()
             elif isinstance(series, _Rate):
                 if series.total > series.sent_total:
                     passes = series.passes - series.sent_passes
@@ -358,18 +421,21 @@ class MetricStore:
 
     def merge(self, delta: Mapping[str, Any]) -> None:
         """Add another store's take_delta() exactly; a merged gauge's value counts as set now."""
-        for name, tags, values in delta.get("trend", ()):
-            self._merge_key(name, tags).values.extend(values)
+        for name, tags, *wire in delta.get("trend", ()):
+            trend = self._merge_key(name, tags, _Trend)
+            trend.histogram.add_wire(wire)
+            if trend.unsent is not None:
+                trend.unsent.add_wire(wire)
         for name, tags, passes, total in delta.get("rate", ()):
-            series = self._merge_key(name, tags)
-            series.passes += passes
-            series.total += total
+            rate = self._merge_key(name, tags, _Rate)
+            rate.passes += passes
+            rate.total += total
         for name, tags, total, samples in delta.get("counter", ()):
-            series = self._merge_key(name, tags)
-            series.sum += total
-            series.samples += samples
+            counter = self._merge_key(name, tags, _Counter)
+            counter.sum += total
+            counter.samples += samples
         for name, tags, value, low, high, samples in delta.get("gauge", ()):
-            self._set_gauge(self._merge_key(name, tags), value, low, high, samples)
+            self._set_gauge(self._merge_key(name, tags, _Gauge), value, low, high, samples)
 
-    def _merge_key(self, name: str, tags: Sequence[Sequence[str]]) -> SeriesKey:
-        return self.series_key(name, {key: value for key, value in tags})
+    def _merge_key(self, name: str, tags: Sequence[Sequence[str]], kind: type[_S]) -> _S:
+        return self._typed_key(name, {key: value for key, value in tags}, kind)

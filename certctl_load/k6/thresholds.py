@@ -13,13 +13,14 @@ from certctl_load.k6.durations import parse_duration_seconds
 from certctl_load.k6.metrics import (
     KNOWN_TAGS,
     METRICS,
+    Aggregate,
     CounterAggregate,
     GaugeAggregate,
     MetricStore,
     RateAggregate,
     TrendAggregate,
 )
-from certctl_load.k6.percentiles import parse_percentile_stat, percentile, trend_stat
+from certctl_load.k6.percentiles import parse_percentile_stat
 
 # k6 scans for the operators in this order, so "<=" wins over "<" and "===" over "==".
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -189,30 +190,43 @@ def _parse_item(metric_key: str, name: str, selector: dict[str, str], item: Any)
     return Threshold(metric_key, name, selector, expression, abort_on_fail, delay_s)
 
 
-def measure(threshold: Threshold, store: MetricStore, duration_s: float) -> float | None:
-    """The value a threshold compares: trends in ms, rates as a fraction, counters as count or count/s."""
-    expression = threshold.expression
-    aggregate = store.select(threshold.metric, threshold.selector)
+def _percent(expression: Expression) -> float:
+    """N of p(N), 50 for med."""
+    return 50.0 if expression.percentile is None else expression.percentile
+
+
+def _measure(
+    expressions: Sequence[Expression], aggregate: Aggregate, duration_s: float
+) -> list[float | None]:
+    """The values expressions on one metric key compare: trends in ms (every percentile found in one
+    walk), rates as a fraction (None without samples), counters as count or count/s."""
     if isinstance(aggregate, TrendAggregate):
-        if expression.method == "p":
-            assert expression.percentile is not None
-            return percentile(aggregate.values, expression.percentile)
-        return trend_stat(aggregate.values, expression.method, total=aggregate.total)
+        named = {"avg": aggregate.avg, "min": aggregate.min, "max": aggregate.max}
+        found = iter(aggregate.percentiles([_percent(e) for e in expressions if e.method not in named]))
+        return [named[e.method] if e.method in named else next(found) for e in expressions]
     if isinstance(aggregate, RateAggregate):
-        return aggregate.rate if aggregate.samples else None
+        return [aggregate.rate if aggregate.samples else None for _ in expressions]
     if isinstance(aggregate, CounterAggregate):
-        if expression.method == "count":
-            return aggregate.count
-        return aggregate.count / duration_s if duration_s > 0 else 0.0
+        rate = aggregate.count / duration_s if duration_s > 0 else 0.0
+        return [aggregate.count if e.method == "count" else rate for e in expressions]
     assert isinstance(aggregate, GaugeAggregate)
-    return aggregate.value
+    return [aggregate.value for _ in expressions]
 
 
 def evaluate(thresholds: Sequence[Threshold], store: MetricStore, duration_s: float) -> list[ThresholdResult]:
-    """Judge every threshold over all samples so far, as k6's final check does."""
+    """Judge every threshold over all samples so far, as k6's final check does (each metric key once)."""
+    by_key: dict[str, list[int]] = {}
+    for index, threshold in enumerate(thresholds):
+        by_key.setdefault(threshold.metric_key, []).append(index)
+    values: list[float | None] = [None] * len(thresholds)
+    for indexes in by_key.values():
+        first = thresholds[indexes[0]]
+        aggregate = store.select(first.metric, first.selector)
+        measured = _measure([thresholds[i].expression for i in indexes], aggregate, duration_s)
+        for index, value in zip(indexes, measured, strict=True):
+            values[index] = value
     results = []
-    for threshold in thresholds:
-        value = measure(threshold, store, duration_s)
+    for threshold, value in zip(thresholds, values, strict=True):
         expression = threshold.expression
         ok = value is None or OPERATORS[expression.op](value, expression.value)
         results.append(ThresholdResult(threshold, value, ok))

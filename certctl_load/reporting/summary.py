@@ -15,11 +15,13 @@ from certctl_load.k6.metrics import (
     RateAggregate,
     TrendAggregate,
 )
-from certctl_load.k6.percentiles import trend_stats as compute_trend_stats
 from certctl_load.k6.thresholds import ThresholdResult, format_metric_key
 
 # k6 always tracks this sub-metric and shows it once it has samples.
-EXPECTED_RESPONSE_SUBMETRIC = ("http_req_duration", {"expected_response": "true"})
+EXPECTED_RESPONSE_SUBMETRIC: tuple[str, Mapping[str, str]] = (
+    "http_req_duration",
+    {"expected_response": "true"},
+)
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def _metric_values(
     """A metric's (or sub-metric's) summary values: k6's keys for its type, trends in ms."""
     aggregate = store.select(name, selector)
     if isinstance(aggregate, TrendAggregate):
-        values = compute_trend_stats(aggregate.values, trend_stats, total=aggregate.total)
+        values = aggregate.stats(trend_stats)
     elif isinstance(aggregate, RateAggregate):
         values = {"rate": aggregate.rate, "passes": aggregate.passes, "fails": aggregate.fails}
     elif isinstance(aggregate, CounterAggregate):
