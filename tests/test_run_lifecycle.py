@@ -4,6 +4,7 @@ same life cycle driven by Locust's own LocalRunner against an in-process target.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,6 +34,7 @@ from certctl_load.runtime.coordinator import (
     deal_agents,
     worker_report,
 )
+from certctl_load.runtime.generator import Health, judge_health
 from certctl_load.runtime.httpclient import Exchange
 from certctl_load.runtime.judge import exit_code_for
 from certctl_load.runtime.run import GRACEFUL_STOP_S, AgentGrant, Phase, Run
@@ -135,9 +137,12 @@ def ok_result() -> list[ThresholdResult]:
     [
         ({"interrupted": True, "refused": True, "stopped_early": True, "errors": 1}, exitcodes.INTERRUPTED),
         ({"refused": True, "stopped_early": True, "errors": 1}, exitcodes.INVALID_CONFIG),
-        ({"stopped_early": True, "errors": 1, "run_failed": True}, exitcodes.TARGET_NOT_READY),
-        ({"errors": 1, "run_failed": True}, exitcodes.HARNESS_ERROR),
-        ({"run_failed": True}, exitcodes.THRESHOLDS_CROSSED),
+        ({"stopped_early": True, "errors": 1, "fleet_lost": True}, exitcodes.TARGET_NOT_READY),
+        ({"errors": 1, "fleet_lost": True, "saturated": True, "dropped": 1}, exitcodes.HARNESS_ERROR),
+        ({"fleet_lost": True, "saturated": True, "dropped": 1}, exitcodes.THRESHOLDS_CROSSED),
+        ({"saturated": True, "dropped": 1, "aborted": True}, exitcodes.INCONCLUSIVE),
+        ({"saturated": True}, exitcodes.OK),
+        ({"aborted": True}, exitcodes.THRESHOLDS_CROSSED),
         ({}, exitcodes.OK),
     ],
 )
@@ -300,15 +305,16 @@ def test_a_lost_workers_missed_beats_count_as_dropped_and_fail_the_run(run, cloc
     assert outcome.exit_code == exitcodes.THRESHOLDS_CROSSED
 
 
-def worker_report_at(now: float, errors: int = 0) -> dict[str, Any]:
+HEALTHY = judge_health(
+    {"p50": 0.1, "p99": 0.5, "max": 2.0}, 30.0, {"count": 0, "max_ms": 0.0, "total_ms": 0.0}, 0, 10
+)
+
+
+def worker_report_at(now: float, errors: int = 0, health: Health = HEALTHY) -> dict[str, Any]:
     return {
-        "taken_at": now,
-        "delta": {},
-        "running": 5,
-        "waiting": 0,
-        "errors": errors,
-        "last_response_at": now,
-    }
+        "taken_at": now, "delta": {}, "running": 5, "waiting": 0, "errors": errors, "last_response_at": now,
+        "health": health.to_json(),
+    }  # fmt: skip
 
 
 def test_harness_errors_on_workers_fail_the_run_with_exit_1(run, clock):
@@ -397,3 +403,36 @@ def test_locusts_local_runner_drives_a_whole_run_to_its_verdict(tmp_path, target
     assert run.phase() is Phase.FINISHED
     assert environment.process_exit_code == exitcodes.OK
     assert run.store.select("http_reqs", {}).count == 100  # 20 agents, 5 slots each
+
+
+SATURATED = judge_health(
+    {"p50": 5.0, "p99": 45.0, "max": 80.0}, 95.0, {"count": 3, "max_ms": 2.0, "total_ms": 4.0}, 0, 10
+)
+
+
+def finish_with_a_saturated_worker(run: Run, status: int) -> Any:
+    coordinator = planned(run, FakeLink(nodes(5, 5)))
+    assert run.t0 is not None
+    for _ in range(20):
+        beat(run, status)
+    coordinator.on_report("host0_abc0", worker_report_at(run.t0 + 5, health=SATURATED))
+    coordinator.on_report("host1_abc1", worker_report_at(run.t0 + 5))
+    return run.finish(run.t0 + 6.5, worker_health=coordinator.worker_health())
+
+
+def test_a_crossed_threshold_while_a_worker_was_saturated_is_inconclusive(run, tmp_path, capsys):
+    outcome = finish_with_a_saturated_worker(run, 500)
+    assert outcome.exit_code == exitcodes.INCONCLUSIVE
+    generator = json.loads(Path(outcome.json_path).read_text())["generator"]
+    assert generator["saturated"] is True
+    assert generator["reasons"][0].startswith("worker 0 (host0): generator_lag p99 45.0 ms")
+    assert [worker["worker"] for worker in generator["workers"]] == ["worker 0 (host0)", "worker 1 (host1)"]
+    junit = (tmp_path / "results" / "junit-agent-storm.xml").read_text()
+    assert 'errors="1"' in junit and 'failures="0"' in junit and 'type="inconclusive"' in junit
+    assert "inconclusive: the load generator was saturated" in capsys.readouterr().out
+
+
+def test_thresholds_that_hold_while_the_generator_was_saturated_stand_with_a_line(run, capsys):
+    outcome = finish_with_a_saturated_worker(run, 200)
+    assert outcome.exit_code == exitcodes.OK
+    assert "so the verdict stands (its figures are upper bounds)" in capsys.readouterr().out

@@ -42,6 +42,11 @@ METRICS: dict[str, MetricDef] = {
     "vus_max": MetricDef("gauge"),
     "data_sent": MetricDef("counter", "data"),
     "data_received": MetricDef("counter", "data"),
+    # The load generator's own health (not k6 metrics): how late a probe sleeping 50 ms wakes,
+    # the process's CPU in % of one core, each garbage collection's pause.
+    "generator_lag": MetricDef("trend", "time"),
+    "generator_cpu": MetricDef("gauge"),
+    "generator_gc": MetricDef("trend", "time"),
 }
 
 # error: the network error kind or the status class, for breakdowns.
@@ -129,6 +134,10 @@ class _Gauge(_Series):
         self.samples = self.seq = self.sent_samples = 0
 
 
+TrendKey = _Trend
+CounterKey = _Counter
+RateKey = _Rate
+GaugeKey = _Gauge
 SeriesKey = _Trend | _Rate | _Counter | _Gauge
 """An opaque handle on one series, from ``MetricStore.series_key``, for the ``*_key`` fast paths."""
 
@@ -261,6 +270,18 @@ class MetricStore:
             self._by_name[name].append(series)
         return series
 
+    def trend_key(self, name: str, tags: Mapping[str, str]) -> _Trend:
+        """series_key for a trend (ValueError for a metric of another type)."""
+        return self._typed_key(name, tags, _Trend)
+
+    def counter_key(self, name: str, tags: Mapping[str, str]) -> _Counter:
+        """series_key for a counter (ValueError for a metric of another type)."""
+        return self._typed_key(name, tags, _Counter)
+
+    def rate_key(self, name: str, tags: Mapping[str, str]) -> _Rate:
+        """series_key for a rate (ValueError for a metric of another type)."""
+        return self._typed_key(name, tags, _Rate)
+
     def add_trend_key(self, key: _Trend, value: float) -> None:
         """Fast path of add_trend."""
         pending = key.pending
@@ -348,6 +369,18 @@ class MetricStore:
         return GaugeAggregate(
             last.value, min(s.min for s in seen), max(s.max for s in seen), sum(s.samples for s in seen)
         )
+
+    def trend(self, name: str, selector: Mapping[str, str]) -> TrendAggregate:
+        """select() for a trend metric."""
+        return _expect(self.select(name, selector), TrendAggregate, name)
+
+    def counter(self, name: str, selector: Mapping[str, str]) -> CounterAggregate:
+        """select() for a counter metric."""
+        return _expect(self.select(name, selector), CounterAggregate, name)
+
+    def rate(self, name: str, selector: Mapping[str, str]) -> RateAggregate:
+        """select() for a rate metric."""
+        return _expect(self.select(name, selector), RateAggregate, name)
 
     def counts_by(self, name: str, tag: str, selector: Mapping[str, str]) -> dict[str, float]:
         """A counter's sums split by the value of ``tag`` (series without it are left out)."""
@@ -439,3 +472,12 @@ class MetricStore:
 
     def _merge_key(self, name: str, tags: Sequence[Sequence[str]], kind: type[_S]) -> _S:
         return self._typed_key(name, {key: value for key, value in tags}, kind)
+
+
+_A = TypeVar("_A", TrendAggregate, CounterAggregate, RateAggregate)
+
+
+def _expect(aggregate: Aggregate, kind: type[_A], name: str) -> _A:
+    if not isinstance(aggregate, kind):
+        raise ValueError(f"metric {name!r} is a {METRICS[name].type}, not what was asked for")
+    return aggregate

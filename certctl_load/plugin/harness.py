@@ -47,6 +47,7 @@ from certctl_load.runtime.coordinator import (
     wait_until_drained,
     worker_report,
 )
+from certctl_load.runtime.generator import Health
 from certctl_load.runtime.preflight import run_preflight
 from certctl_load.runtime.run import SCHEDULE_LEAD_S, AgentGrant, Run, Shape, build_ssl_context, schedule_lead
 
@@ -182,7 +183,7 @@ class Harness:
             self._start_worker_run(runner)
             return
         assert self.config is not None
-        run = Run(self.config, self.environment.events.request)
+        run = Run(self.config, self.environment.events.request, watch_generator=True)
         run.store.set_gauge("vus_max", self.config.fleet_size, {})
         self.run = run
         self.coordinator = Coordinator(run, _MasterLink(runner)) if isinstance(runner, MasterRunner) else None
@@ -197,7 +198,7 @@ class Harness:
             log_error(error)
             runner.send_message(REFUSED, {"line": str(error).splitlines()[0]})
             return
-        run = Run(config, self.environment.events.request)
+        run = Run(config, self.environment.events.request, watch_generator=True)
         run.on_starved = lambda waiting: runner.send_message(NEED, {"waiting": waiting})
         run.on_fleet_ready = lambda: runner.send_message(
             CONNECTED, None if run.connect is None else run.connect.to_wire()
@@ -329,6 +330,7 @@ class Harness:
             return
         run.closing = True
         wait_until_drained(run, 5.0)
+        run.drained()
 
     def _finish(self, *, interrupted: bool) -> None:
         run = self.run
@@ -337,13 +339,19 @@ class Harness:
         coordinator = self.coordinator
         lost_beats: dict[str, int] = {}
         worker_errors = 0
+        worker_health: dict[str, Health] = {}
         if coordinator is not None:
             if run.t0 is not None:
                 coordinator.check_workers()
                 lost_beats = coordinator.lost_beats()
             worker_errors = coordinator.worker_errors
+            worker_health = coordinator.worker_health()
         outcome = run.finish(
-            run.clock(), interrupted=interrupted, lost_beats=lost_beats, worker_errors=worker_errors
+            run.clock(),
+            interrupted=interrupted,
+            lost_beats=lost_beats,
+            worker_errors=worker_errors,
+            worker_health=worker_health,
         )
         self.environment.process_exit_code = outcome.exit_code
 

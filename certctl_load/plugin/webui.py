@@ -113,7 +113,7 @@ class RateSampler:
             return
         if run is not self.current:
             self.current, self.meter = run, OfferedRate()
-        self.meter.observe(now, run.store.select("http_reqs", {}).count)
+        self.meter.observe(now, run.store.counter("http_reqs", {}).count)
 
     def rate(self, run: Run, now: float) -> float:
         return self.meter.rate(now) if run is self.current else 0.0
@@ -156,9 +156,9 @@ def live_figures(source: RunSource, sampler: RateSampler, now: float) -> dict[st
         "agents_running": run.agents_running,
         "offered_rate": None if outcome is not None else sampler.rate(run, now),
         "rate_window_s": sampler.meter.window_s,
-        "heartbeats": int(store.select("http_reqs", {}).count),
-        "late": int(store.select("late_iterations", {}).count),
-        "dropped": int(store.select("dropped_iterations", {}).count),
+        "heartbeats": int(store.counter("http_reqs", {}).count),
+        "late": int(store.counter("late_iterations", {}).count),
+        "dropped": int(store.counter("dropped_iterations", {}).count),
         "stop_reason": run.stop_reason or run.refusal,
         "incidents": list(run.incidents),
         "thresholds": [

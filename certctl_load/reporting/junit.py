@@ -34,9 +34,16 @@ def describe(result: ThresholdResult) -> str:
 
 
 def render_junit(
-    scenario_name: str, results: Sequence[ThresholdResult], *, duration_s: float, requests: int
+    scenario_name: str,
+    results: Sequence[ThresholdResult],
+    *,
+    duration_s: float,
+    requests: int,
+    inconclusive: str | None = None,
 ) -> str:
-    """The JUnit document; a run without any request gets one more, failing, testcase."""
+    """The JUnit document; a run without any request gets one more, failing, testcase. When the
+    verdict is ``inconclusive`` (the load generator was saturated: the line says so), a crossed
+    threshold is an error, not a failure: the measurement, not the server, failed."""
     suite_name = f"certctl-load {scenario_name}"
     classname = f"certctl-load.{scenario_name}"
     cases: list[tuple[str, str, str | None]] = []  # (name, what was measured, failure message)
@@ -48,14 +55,18 @@ def render_junit(
     if requests == 0:
         cases.append((NO_REQUEST_CASE, "0 requests", NO_REQUEST_MESSAGE))
 
-    failures = sum(1 for _, _, failure in cases if failure is not None)
-    counts = {"tests": str(len(cases)), "failures": str(failures), "errors": "0", "skipped": "0"}
+    failed = sum(1 for _, _, failure in cases if failure is not None)
+    failures, errors = (0, failed) if inconclusive else (failed, 0)
+    counts = {"tests": str(len(cases)), "failures": str(failures), "errors": str(errors), "skipped": "0"}
     time_text = f"{duration_s:.3f}"
     root = ET.Element("testsuites", {"name": "certctl-load", **counts, "time": time_text})
     suite = ET.SubElement(root, "testsuite", {"name": _text(suite_name), **counts, "time": time_text})
     for name, measured, failure in cases:
         case = ET.SubElement(suite, "testcase", {"classname": _text(classname), "name": _text(name)})
-        if failure is not None:
+        if failure is not None and inconclusive:
+            element = ET.SubElement(case, "error", {"message": _text(failure), "type": "inconclusive"})
+            element.text = _text(f"{name}: {failure}; {inconclusive}")
+        elif failure is not None:
             element = ET.SubElement(case, "failure", {"message": _text(failure), "type": "threshold"})
             element.text = _text(f"{name}: {failure}")
         ET.SubElement(case, "system-out").text = _text(measured)
@@ -64,7 +75,16 @@ def render_junit(
 
 
 def write_junit(
-    path: Path, scenario_name: str, results: Sequence[ThresholdResult], *, duration_s: float, requests: int
+    path: Path,
+    scenario_name: str,
+    results: Sequence[ThresholdResult],
+    *,
+    duration_s: float,
+    requests: int,
+    inconclusive: str | None = None,
 ) -> None:
     """Write :func:`render_junit`'s document to ``path`` atomically."""
-    write_atomically(path, render_junit(scenario_name, results, duration_s=duration_s, requests=requests))
+    document = render_junit(
+        scenario_name, results, duration_s=duration_s, requests=requests, inconclusive=inconclusive
+    )
+    write_atomically(path, document)

@@ -21,6 +21,7 @@ import gevent
 from certctl_load.model import fleet
 from certctl_load.model.calls import call_schedules, with_interval
 from certctl_load.model.schedule import AgentSchedule
+from certctl_load.runtime.generator import Health
 from certctl_load.runtime.run import GRACEFUL_STOP_S, AgentGrant, Run, Shape, schedule_lead
 
 logger = logging.getLogger("certctl_load")
@@ -92,6 +93,8 @@ class _WorkerState:
     errors: int = 0
     connected: bool = False
     lost: bool = False
+    name: str = ""  # "worker <index> (<host>)"
+    health: Health | None = None
     # agent index -> from when another user may take it over (set when the worker is lost)
     resume_at: dict[int, float] = field(default_factory=dict)
 
@@ -105,6 +108,10 @@ class Coordinator:
         self.workers: dict[str, _WorkerState] = {}
         self.orphans: dict[int, float] = {}  # agent index -> from when no live user holds it
         self.flushed = False
+
+    def worker_health(self) -> dict[str, Health]:
+        """Each worker's last reported generator health, by its name."""
+        return {s.name or w: s.health for w, s in self.workers.items() if s.health is not None}
 
     @property
     def worker_errors(self) -> int:
@@ -130,8 +137,9 @@ class Coordinator:
         if run.connect is None:  # no connect phase: t0 now, leaving the workers time to build their loops
             t0 = now + schedule_lead(max(map(len, dealt.values()), default=0), DISTRIBUTED_LEAD_S)
             run.start_at(t0)
+        names = {node.id: f"worker {node.index} ({node.host})" for node in nodes}
         for worker, agents in dealt.items():
-            self.workers[worker] = _WorkerState(agents=set(agents), last_heard=now)
+            self.workers[worker] = _WorkerState(agents=set(agents), last_heard=now, name=names[worker])
             plan = {
                 "t0": t0,
                 "fleet_size": config.fleet_size,
@@ -185,6 +193,7 @@ class Coordinator:
         state.running = data["running"]
         state.waiting = data["waiting"]
         state.errors = max(state.errors, data["errors"])
+        state.health = Health.from_json(data["health"])
         run.last_response_at = max(run.last_response_at, data["last_response_at"])
         if final:
             state.final = True
@@ -285,6 +294,7 @@ def worker_report(run: Run) -> dict[str, Any]:
         "running": run.agents_running,
         "waiting": run.waiting_for_agents,
         "errors": run.harness_errors,
+        "health": run.health().to_json(),
         "last_response_at": run.last_response_at,
     }
 
@@ -322,7 +332,7 @@ def send_final_when_drained(run: Run, send: Send) -> None:
 
     def wait_and_send() -> None:
         wait_until_drained(run, GRACEFUL_STOP_S)
-        run.close_trace()
+        run.wind_down()
         send(FINAL, worker_report(run))
 
     gevent.spawn(wait_and_send)
@@ -333,5 +343,5 @@ def hand_over_on_exit(run: Run, send: Send) -> None:
     finish briefly, then give the master every sample, so another worker can take over."""
     run.closing = True
     wait_until_drained(run, 5.0)
-    run.close_trace()
+    run.wind_down()
     send(FINAL, worker_report(run))

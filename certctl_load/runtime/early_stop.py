@@ -17,7 +17,7 @@ def early_stop_reason(store: MetricStore, scenario: str, seconds_since_t0: float
     """A one-line diagnosis when, early in the run, many requests fail with 429, 401 or 404."""
     if seconds_since_t0 > EARLY_WINDOW_S:
         return None
-    total = store.select("http_reqs", {"scenario": scenario}).count
+    total = store.counter("http_reqs", {"scenario": scenario}).count
     if not total:
         return None
     by_status = store.counts_by("http_reqs", "status", {"scenario": scenario})

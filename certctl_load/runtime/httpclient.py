@@ -1,11 +1,15 @@
 """A lean HTTP/1.1 client on (gevent-patched) sockets: one keep-alive connection per agent.
 
 Each agent sends the same prebuilt request bytes on every beat, so the hot path is
-one ``sendall`` and a few ``recv_into`` calls. Timing follows k6's
-``http_req_duration``: from the moment the first request byte is written to the
-moment the last response byte is read; connection setup and TLS are timed apart
-(``connect_s``). A keep-alive connection the server closed while idle is
-replaced transparently, as Go's HTTP client in the real certctl agent does.
+one ``send`` and a few receive calls. Timing follows k6's ``http_req_duration``: from
+the moment the first request byte is written to the moment the last response byte
+arrived; connection setup and TLS are timed apart (``connect_s``). On a plain TCP
+connection the kernel stamps each segment as it arrives (``SO_TIMESTAMPNS``), and the
+response ends at the stamp of the segment that completed it: a pause of the generator
+between the response's arrival and its read is never charged to the server. Over TLS
+(whose sockets cannot carry the stamps) it ends when the last byte is read. A keep-alive
+connection the server closed while idle is replaced transparently, as Go's HTTP client in
+the real certctl agent does.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
+import struct
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +35,12 @@ _RECV_SIZE = 16 * 1024
 _SHARED_BUFFER = memoryview(bytearray(_RECV_SIZE))
 # The target's address, resolved once per process rather than once per connection.
 _ADDRESSES: dict[tuple[str, int], tuple[int, int, int, tuple[Any, ...]]] = {}
+# Linux's SO_TIMESTAMPNS (the Python socket module does not name it): each received segment's
+# arrival in system time, as a struct timespec in the ancillary data of recvmsg.
+_SO_TIMESTAMPNS = 35
+_STAMPS = hasattr(socket.socket, "recvmsg_into") and sys.platform == "linux"
+_ANCILLARY_SIZE = socket.CMSG_SPACE(16) if _STAMPS else 0
+_TIMESPEC = struct.Struct("qq")
 
 
 def _resolve(host: str, port: int) -> tuple[int, int, int, tuple[Any, ...]]:
@@ -100,7 +112,10 @@ def error_kind(error: BaseException) -> str:
 class Connection:
     """One agent's connection to the target, reused across beats unless ``keep_alive`` is off."""
 
-    __slots__ = ("endpoint", "ssl_context", "timeout_s", "keep_alive", "source_address", "_sock")
+    __slots__ = (
+        "endpoint", "ssl_context", "timeout_s", "keep_alive", "source_address",
+        "_sock", "_stamped", "_arrived",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -117,6 +132,8 @@ class Connection:
         self.keep_alive = keep_alive
         self.source_address = source_address
         self._sock: socket.socket | None = None
+        self._stamped = _STAMPS and not endpoint.is_tls  # the kernel stamps arriving segments
+        self._arrived = 0.0  # system time the last segment read arrived (kernel stamp), 0 if none
 
     def close(self) -> None:
         if self._sock is not None:
@@ -151,6 +168,8 @@ class Connection:
             sock.close()
             raise
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._stamped:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         if self.endpoint.is_tls:
             assert self.ssl_context is not None, "an https endpoint needs an SSL context"
             try:
@@ -188,21 +207,37 @@ class Connection:
     def _exchange(self, raw: bytes, connect_s: float, want_body: bool) -> Exchange:
         sock = self._sock
         assert sock is not None
-        sent_at = time.perf_counter()
+        self._arrived = 0.0
+        sent_at, sent_wall = time.perf_counter(), time.time()
         sent = sock.send(raw)  # a request fits the socket buffer: one call, no sendall machinery
         if sent < len(raw):
             sock.sendall(raw[sent:])
         status, body, received, reusable = self._read_response(sock, want_body)
         finished = time.perf_counter()
+        arrived = self._arrived
+        # The kernel's stamp when there is one (never before the send, never after the read).
+        duration = (
+            finished - sent_at if not arrived else min(max(arrived - sent_wall, 0.0), finished - sent_at)
+        )
         if not (reusable and self.keep_alive):
             self.close()
-        return Exchange(status, finished - sent_at, connect_s, len(raw), received, body=body)
+        return Exchange(status, duration, connect_s, len(raw), received, body=body)
+
+    def _receive(self, sock: socket.socket, view: memoryview) -> int:
+        """``recv_into``, keeping the arrival stamp of the segment read last (plain TCP on Linux)."""
+        if not self._stamped:
+            return sock.recv_into(view)
+        count, ancillary, _, _ = sock.recvmsg_into([view], _ANCILLARY_SIZE)
+        for _, _, data in ancillary:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            self._arrived = seconds + nanoseconds * 1e-9
+        return count
 
     def _read_response(self, sock: socket.socket, want_body: bool) -> tuple[int, bytes, int, bool]:
         data = bytearray()
         view = _SHARED_BUFFER
         while True:
-            count = sock.recv_into(view)
+            count = self._receive(sock, view)
             if count == 0:
                 if not data:
                     raise _ClosedBeforeResponse()
@@ -229,7 +264,7 @@ class Connection:
             length = int(content_length)
             collected = bytearray(rest)
             while len(collected) < length:
-                count = sock.recv_into(view)
+                count = self._receive(sock, view)
                 if count == 0:
                     raise _ProtocolError("connection closed inside the response body")
                 collected += view[:count]
@@ -237,7 +272,7 @@ class Connection:
             return status, kept, received + length, not close
         collected = bytearray(rest)  # no length: the body ends when the server closes
         while True:
-            count = sock.recv_into(view)
+            count = self._receive(sock, view)
             if count == 0:
                 break
             collected += view[:count]
@@ -250,7 +285,7 @@ class Connection:
         used = 0
 
         def fill() -> None:
-            count = sock.recv_into(view)
+            count = self._receive(sock, view)
             if count == 0:
                 raise _ProtocolError("connection closed inside a chunked body")
             data.extend(view[:count])

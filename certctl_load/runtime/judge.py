@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from certctl_load import exitcodes
 from certctl_load.k6.metrics import MetricStore
@@ -17,10 +19,12 @@ from certctl_load.model.calls import CallSpec
 from certctl_load.model.config import RunConfig
 from certctl_load.reporting.breakdown import failure_breakdown, render_breakdown
 from certctl_load.reporting.files import write_atomically
+from certctl_load.reporting.generator_text import render_generator
 from certctl_load.reporting.junit import junit_path, write_junit
 from certctl_load.reporting.summary import CheckCount, build_summary
 from certctl_load.reporting.text_summary import render_text_summary
 from certctl_load.reporting.verdict_table import render_verdict_table
+from certctl_load.runtime.generator import Health
 
 logger = logging.getLogger("certctl_load")
 
@@ -50,6 +54,10 @@ class RunFacts:
     abort_reason: str | None
     refusal: str | None
     incidents: tuple[str, ...]
+    generator: Health
+    generator_workers: Mapping[str, Health]
+    connect: Mapping[str, Any] | None
+    dropped: int
 
 
 def exit_code_for(
@@ -59,13 +67,17 @@ def exit_code_for(
     interrupted: bool,
     errors: int,
     stopped_early: bool,
-    run_failed: bool = False,
+    fleet_lost: bool = False,
+    aborted: bool = False,
     refused: bool = False,
+    saturated: bool = False,
+    dropped: int = 0,
 ) -> int:
     """Highest first: 105 when interrupted; 104 when refused before any load; 2 when stopped
-    early as not ready; 1 after a harness error (on any process); 99 on a crossed threshold
-    (also one that aborted the run), when no request was sent or when part of the fleet was
-    lost; else 0."""
+    early as not ready; 1 after a harness error (on any process); 99 when part of the fleet was
+    lost or no request was sent; 3 (inconclusive) when the generator was saturated and a
+    threshold was crossed or a beat dropped; 99 on a crossed threshold (also one that aborted
+    the run); else 0."""
     if interrupted:
         return exitcodes.INTERRUPTED
     if refused:
@@ -74,9 +86,34 @@ def exit_code_for(
         return exitcodes.TARGET_NOT_READY
     if errors:
         return exitcodes.HARNESS_ERROR
-    if requests == 0 or run_failed or not all(result.ok for result in results):
+    if requests == 0 or fleet_lost:
         return exitcodes.THRESHOLDS_CROSSED
-    return exitcodes.OK
+    crossed = aborted or not all(result.ok for result in results)
+    if saturated and (crossed or dropped):
+        return exitcodes.INCONCLUSIVE
+    return exitcodes.THRESHOLDS_CROSSED if crossed else exitcodes.OK
+
+
+def generator_json(facts: RunFacts) -> dict[str, Any]:
+    """The summary's ``generator`` key: the health figures, the connect phase, each worker's."""
+    block: dict[str, Any] = {**facts.generator.to_json(), "connect": facts.connect}
+    if facts.generator_workers:
+        block["workers"] = [
+            {"worker": name, **health.to_json()} for name, health in facts.generator_workers.items()
+        ]
+    return block
+
+
+def verdict_line(generator: Health, code: int) -> str | None:
+    """What a saturated generator means for this verdict, in one line (None when it was not)."""
+    if not generator.saturated:
+        return None
+    if code == exitcodes.INCONCLUSIVE:
+        return f"inconclusive: {generator.line()}"
+    return (
+        f"{generator.line()}; the thresholds held and no beat was dropped, so the verdict stands "
+        "(its figures are upper bounds)"
+    )
 
 
 def _extra_state(facts: RunFacts) -> dict[str, object] | None:
@@ -101,10 +138,10 @@ def judge(facts: RunFacts) -> Outcome:
     store = facts.store
     calls = facts.calls
     results = evaluate(list(scenario.thresholds), store, duration_s)
-    requests = int(store.select("http_reqs", {}).count)
+    requests = int(store.counter("http_reqs", {}).count)
     checks = []
     for call in calls:
-        counts = store.select("checks", {"check": call.check})
+        counts = store.rate("checks", {"check": call.check})
         checks.append(CheckCount(call.check, counts.passes, counts.fails))
     per_call = [
         (metric, {"name": call.name})
@@ -126,7 +163,20 @@ def judge(facts: RunFacts) -> Outcome:
     )
     failures = failure_breakdown(store, scenario.name)
     summary["failures"] = [{"kind": row.kind, "count": row.count, "hint": row.hint} for row in failures]
+    summary["generator"] = generator_json(facts)
+    code = exit_code_for(
+        results,
+        requests,
+        interrupted=facts.interrupted,
+        errors=facts.harness_errors,
+        stopped_early=facts.stop_reason is not None,
+        fleet_lost=bool(facts.incidents),
+        aborted=facts.abort_reason is not None,
+        saturated=facts.generator.saturated,
+        dropped=facts.dropped,
+    )
     text = render_text_summary(summary, indent=" ", colors=False)
+    text += "\n\n" + render_generator(summary["generator"])
     breakdown = render_breakdown(failures)
     if breakdown:
         text += "\n\n" + breakdown
@@ -134,21 +184,21 @@ def judge(facts: RunFacts) -> Outcome:
         text += "\n\n" + (facts.stop_reason or facts.abort_reason or "")
     for incident in facts.incidents:
         text += f"\n\nthe run is incomplete: {incident}"
+    generator_line = verdict_line(facts.generator, code)
+    if generator_line:
+        text += "\n\n" + generator_line
     results_dir = config.results_dir
     json_path = results_dir / f"summary-{scenario.file_stem}.json"
     text_path = results_dir / f"summary-{scenario.file_stem}.txt"
     write_atomically(json_path, json.dumps(summary, indent=2) + "\n")
     write_atomically(text_path, text)
     write_junit(
-        junit_path(results_dir, scenario), scenario.name, results, duration_s=duration_s, requests=requests
-    )
-    code = exit_code_for(
+        junit_path(results_dir, scenario),
+        scenario.name,
         results,
-        requests,
-        interrupted=facts.interrupted,
-        errors=facts.harness_errors,
-        stopped_early=facts.stop_reason is not None,
-        run_failed=bool(facts.incidents) or facts.abort_reason is not None,
+        duration_s=duration_s,
+        requests=requests,
+        inconclusive=generator_line if code == exitcodes.INCONCLUSIVE else None,
     )
     print(text, flush=True)
     print(render_verdict_table(results), flush=True)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from certctl_load.k6.metrics import MetricStore
+from certctl_load.k6.metrics import CounterKey, MetricStore, RateKey, TrendKey
 from certctl_load.runtime.httpclient import Exchange
 
 
@@ -13,15 +13,21 @@ class RequestFailed(Exception):
     """What Locust's statistics show for a failed heartbeat: the status or the network error kind."""
 
 
+class RequestEvent(Protocol):
+    """Locust's ``request`` event hook, as the recorders fire it."""
+
+    def fire(self, *, reverse: bool = False, **kwargs: Any) -> None: ...
+
+
 @dataclass(frozen=True)
 class _StatusKeys:
-    duration: Any
-    connecting: Any
-    failed: Any
-    reqs: Any
-    sent: Any
-    received: Any
-    check: Any
+    duration: TrendKey
+    connecting: TrendKey
+    failed: RateKey
+    reqs: CounterKey
+    sent: CounterKey
+    received: CounterKey
+    check: RateKey
     failure: RequestFailed | None
 
 
@@ -34,7 +40,14 @@ class Recorder:
     """Records one call's outcomes (one recorder per call name, shared by a process's agents)."""
 
     def __init__(
-        self, store: MetricStore, request_event: Any, *, scenario: str, name: str, method: str, check: str
+        self,
+        store: MetricStore,
+        request_event: RequestEvent,
+        *,
+        scenario: str,
+        name: str,
+        method: str,
+        check: str,
     ) -> None:
         self.store = store
         self.request_event = request_event
@@ -44,9 +57,9 @@ class Recorder:
         self.check = check
         self._by_status: dict[tuple[int, str | None], _StatusKeys] = {}
         base = {"scenario": scenario}
-        self._iterations = store.series_key("iterations", base)
-        self._dropped = store.series_key("dropped_iterations", {**base, "name": name})
-        self._late = store.series_key("late_iterations", {**base, "name": name})
+        self._iterations = store.counter_key("iterations", base)
+        self._dropped = store.counter_key("dropped_iterations", {**base, "name": name})
+        self._late = store.counter_key("late_iterations", {**base, "name": name})
 
     def _keys(self, status: int, error: str | None) -> _StatusKeys:
         cache_key = (status, error)
@@ -67,13 +80,13 @@ class Recorder:
                 None if expected else RequestFailed(f"network error: {error}" if error else f"HTTP {status}")
             )
             keys = _StatusKeys(
-                duration=store.series_key("http_req_duration", tags),
-                connecting=store.series_key("http_req_connecting", tags),
-                failed=store.series_key("http_req_failed", tags),
-                reqs=store.series_key("http_reqs", tags),
-                sent=store.series_key("data_sent", tags),
-                received=store.series_key("data_received", tags),
-                check=store.series_key("checks", {"scenario": self.scenario, "check": self.check}),
+                duration=store.trend_key("http_req_duration", tags),
+                connecting=store.trend_key("http_req_connecting", tags),
+                failed=store.rate_key("http_req_failed", tags),
+                reqs=store.counter_key("http_reqs", tags),
+                sent=store.counter_key("data_sent", tags),
+                received=store.counter_key("data_received", tags),
+                check=store.rate_key("checks", {"scenario": self.scenario, "check": self.check}),
                 failure=failure,
             )
             self._by_status[cache_key] = keys

@@ -15,8 +15,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
 
+import gevent
 from gevent.event import Event
 from gevent.lock import BoundedSemaphore
 
@@ -26,9 +26,19 @@ from certctl_load.model.calls import CallSpec
 from certctl_load.model.config import RunConfig
 from certctl_load.runtime.connect_phase import ConnectPhase
 from certctl_load.runtime.early_stop import early_stop_reason
+from certctl_load.runtime.generator import (
+    LAG_STATS,
+    CollectorGuard,
+    CollectorPauses,
+    CpuMeter,
+    Health,
+    LagProbe,
+    fleet_health,
+    judge_health,
+)
 from certctl_load.runtime.httpclient import Connection, make_ssl_context
 from certctl_load.runtime.judge import Outcome, RunFacts, judge
-from certctl_load.runtime.recorder import Recorder
+from certctl_load.runtime.recorder import Recorder, RequestEvent
 from certctl_load.runtime.request_trace import RequestTrace
 
 Clock = Callable[[], float]
@@ -37,6 +47,8 @@ Clock = Callable[[], float]
 # with its connection open (opening one takes about 0.1 ms of the generator's time).
 SCHEDULE_LEAD_S = 0.25
 CONNECT_LEAD_PER_AGENT_S = 0.0001
+# The agents' schedules are frozen out of the collector's way this long before t0.
+FREEZE_BEFORE_T0_S = 0.05
 # k6's gracefulStop: requests in flight at the end of the run get this long to finish.
 GRACEFUL_STOP_S = 30.0
 
@@ -55,12 +67,6 @@ class Phase(enum.StrEnum):
     RUNNING = "running"
     DRAINING = "draining"
     FINISHED = "finished"
-
-
-class RequestEvent(Protocol):
-    """Locust's ``request`` event hook, as the recorders fire it."""
-
-    def fire(self, *, reverse: bool = False, **kwargs: Any) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,16 @@ def build_ssl_context(config: RunConfig) -> ssl.SSLContext | None:
 class Run:
     """A run's state and life cycle in one process (the master's holds the whole fleet's samples)."""
 
-    def __init__(self, config: RunConfig, request_event: RequestEvent, *, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        request_event: RequestEvent,
+        *,
+        clock: Clock = time.time,
+        watch_generator: bool = False,
+    ) -> None:
+        """``watch_generator``: tune the process's garbage collector and watch the generator's
+        health while the schedule runs (a real run; not a run driven by a test's fake clock)."""
         self.config = config
         self.clock = clock
         self.store = MetricStore()
@@ -135,6 +150,11 @@ class Run:
         }
         self.ssl_context = build_ssl_context(config)
         self.trace = RequestTrace(config.request_trace) if config.request_trace else None
+        self.watch_generator = watch_generator
+        self.collector = CollectorGuard()
+        self.collector_pauses = CollectorPauses(self.store)
+        self.lag_probe = LagProbe(self.store)
+        self.cpu_meter = CpuMeter(self.store)
         self.steps: list[Step] = []
         self.shape: Shape | None = None  # the next step's, known before its t0
         self.connect: ConnectPhase | None = None  # the fleet's connects before t0, when it has them
@@ -159,6 +179,7 @@ class Run:
         self.closing = False  # no agent sends a new beat
         self.interrupted = False  # stopped by a signal
         self.outcome: Outcome | None = None
+        self.drained_at: float | None = None
         self._next_abort_check = 0.0
         # Called when a user finds no agent to hold (a worker then asks the master for more).
         self.on_starved: Callable[[int], None] | None = None
@@ -208,8 +229,26 @@ class Run:
     def start_at(self, t0: float) -> None:
         """Fix the prepared step's t0; wakes every agent waiting for it (-> running)."""
         assert self.shape is not None, "prepare the step first"
-        self.steps.append(Step(t0, self.shape))
+        step = Step(t0, self.shape)
+        self.steps.append(step)
         self._scheduled.set()
+        if self.watch_generator:
+            gevent.spawn(self._watch_generator, step)
+
+    def _watch_generator(self, step: Step) -> None:
+        """Freeze what the agents built for the step just before t0; from t0 time every collection,
+        and until the end of the schedule probe the lag and the CPU."""
+        gevent.sleep(max(0.0, step.t0 - FREEZE_BEFORE_T0_S - self.clock()))
+        self.collector.freeze()
+        gevent.sleep(max(0.0, step.t0 - self.clock()))
+        if self.outcome is not None or self.drained_at is not None:
+            return
+        self.collector_pauses.install()
+        self.lag_probe.start()
+        self.cpu_meter.start()
+        gevent.sleep(max(0.0, step.end - self.clock()))
+        self.lag_probe.stop()
+        self.cpu_meter.stop()
 
     def start_schedule(self, t0: float, grants: Sequence[AgentGrant]) -> None:
         """The one step of a storm at once: the configured fleet, calls and duration from ``t0``."""
@@ -232,8 +271,11 @@ class Run:
                     for connection in connections:
                         connection.open()
         self._agents_ready += 1
-        if self._agents_ready == self._agents_expected and self.on_fleet_ready is not None:
-            self.on_fleet_ready()
+        if self._agents_ready == self._agents_expected:
+            if self.watch_generator:  # everything the schedule needs is alive: out of the collector's way
+                self.collector.freeze()
+            if self.on_fleet_ready is not None:
+                self.on_fleet_ready()
 
     def give_agents(self, grants: Iterable[AgentGrant]) -> None:
         self._grants.extend(grants)
@@ -317,28 +359,62 @@ class Run:
         interrupted: bool = False,
         lost_beats: Mapping[str, int] | None = None,
         worker_errors: int = 0,
+        worker_health: Mapping[str, Health] | None = None,
     ) -> Outcome:
         """Judge the run once (later calls return the same outcome): write the summaries, decide
         the exit code. It was cut short when interrupted, or when it ended before its schedule
         without stopping on purpose."""
         if self.outcome is not None:
             return self.outcome
-        self.close_trace()
+        self.wind_down()
         for name, count in (lost_beats or {}).items():
             self.recorders[name].dropped(count)
         stopped_on_purpose = any((self.stop_reason, self.abort_reason, self.refusal))
         ended_before_schedule = not stopped_on_purpose and not self.schedule_over(now)
         cut_short = interrupted or self.interrupted or ended_before_schedule
-        self.outcome = judge(self._facts(now, cut_short, worker_errors))
+        self.outcome = judge(self._facts(now, cut_short, worker_errors, worker_health or {}))
         return self.outcome
 
-    def close_trace(self) -> None:
-        """Write out the bench-only request trace, if any (at the run's end on every process)."""
+    def drained(self) -> None:
+        """Nothing is in flight any more: the generator's watch ends (collections after the drain,
+        such as stopping the users, are not the schedule's)."""
+        if self.drained_at is None:
+            self.drained_at = self.clock()
+        self.collector_pauses.remove()
+        self.lag_probe.stop()
+        self.cpu_meter.stop()
+
+    def health(self) -> Health:
+        """This process's generator figures and whether it was saturated."""
+        late = self.store.counter("late_iterations", {}).count
+        beats = self.store.counter("iterations", {}).count
+        return judge_health(
+            self.lag_probe.figures(), self.cpu_meter.busiest_pct, self.collector_pauses.figures(), late, beats
+        )
+
+    def wind_down(self) -> None:
+        """Once drained, on every process: the collector back to normal (one collection), the
+        bench-only request trace written out."""
+        self.drained()
+        self.collector.release()
         if self.trace is not None:
             self.trace.close()
             self.trace = None
 
-    def _facts(self, now: float, cut_short: bool, worker_errors: int) -> RunFacts:
+    def fleet_health(self, workers: Mapping[str, Health]) -> Health:
+        """The generator's health: this process's, or with workers the whole fleet's."""
+        own = self.health()
+        if not workers:
+            return own
+        lag = self.store.trend("generator_lag", {}).stats(list(LAG_STATS.values()))
+        late = self.store.counter("late_iterations", {}).count
+        beats = self.store.counter("iterations", {}).count
+        lag_ms = {name: lag[stat] for name, stat in LAG_STATS.items()}
+        return fleet_health(own, workers, lag_ms, late / beats if beats else 0.0)
+
+    def _facts(
+        self, now: float, cut_short: bool, worker_errors: int, workers: Mapping[str, Health]
+    ) -> RunFacts:
         step = self.step
         calls: Sequence[CallSpec] = self.config.calls if step is None else step.calls
         return RunFacts(
@@ -352,4 +428,8 @@ class Run:
             abort_reason=self.abort_reason,
             refusal=self.refusal,
             incidents=tuple(self.incidents),
+            generator=self.fleet_health(workers),
+            generator_workers=dict(workers),
+            connect=None if self.connect is None else self.connect.summary(),
+            dropped=int(self.store.counter("dropped_iterations", {}).count),
         )
