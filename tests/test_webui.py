@@ -137,7 +137,9 @@ def tab(tmp_path: Path) -> Iterator[Tab]:
         parsed_options=options,
     )
     source = SimpleNamespace(
-        run=None, config=resolve_config(options, {"CERTCTL_TOKEN": TOKEN}, "http://127.0.0.1:9")
+        run=None,
+        config=resolve_config(options, {"CERTCTL_TOKEN": TOKEN}, "http://127.0.0.1:9"),
+        generator_health=lambda: None,
     )
     web_ui = SimpleNamespace(app=app, template_args={}, auth_required_if_enabled=lambda view: view)
     sampling = install_web_ui(source, environment, web_ui)

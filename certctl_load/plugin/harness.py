@@ -115,6 +115,12 @@ class Harness:
         harness._attach()
         return harness
 
+    def generator_health(self) -> Health | None:
+        """The load generator's health so far: this process's, or on a master the whole fleet's."""
+        if self.run is None or self.run.t0 is None:
+            return None
+        return self.run.fleet_health(self.coordinator.worker_health() if self.coordinator else {})
+
     @property
     def is_worker(self) -> bool:
         return isinstance(self.runner, WorkerRunner)

@@ -31,6 +31,7 @@ from certctl_load import exitcodes
 from certctl_load.k6.thresholds import evaluate
 from certctl_load.model.config import RunConfig
 from certctl_load.plugin.locust_internals import REQUEST_STATS_ENDPOINT, offer_in_start_form
+from certctl_load.runtime.generator import Health
 from certctl_load.runtime.run import Phase, Run
 
 logger = logging.getLogger("certctl_load")
@@ -50,6 +51,7 @@ _VERDICTS = {
     exitcodes.INTERRUPTED: "interrupted",
     exitcodes.HARNESS_ERROR: "harness error",
     exitcodes.INVALID_CONFIG: "refused: the configuration is bad",
+    exitcodes.INCONCLUSIVE: "inconclusive: the load generator was saturated",
 }
 
 
@@ -61,6 +63,10 @@ class RunSource(Protocol):
 
     @property
     def config(self) -> RunConfig | None: ...
+
+    def generator_health(self) -> Health | None:
+        """The load generator's health so far: this process's, or on a master the whole fleet's."""
+        ...
 
 
 class OfferedRate:
@@ -130,6 +136,36 @@ def _verdict(exit_code: int, requests: int) -> str:
     return _VERDICTS.get(exit_code, "failed")
 
 
+def _generator_figures(health: Health | None) -> dict[str, Any] | None:
+    return None if health is None else health.to_json()
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
+
+
+def _generator_entries(figures: dict[str, Any]) -> list[tuple[str, str, str]]:
+    entries = []
+    connect = figures.get("connect")
+    if connect is not None:
+        took = "connecting" if connect["took_s"] is None else f"in {connect['took_s']:.2f} s"
+        value = f"{connect['connected']} of {connect['agents']} agents connected {took}"
+        if connect["failed"]:
+            value += "; failed: " + ", ".join(f"{kind} {count}" for kind, count in connect["errors"].items())
+        entries.append(("Connect phase", value, "FAIL" if connect["failed"] else ""))
+    generator = figures.get("generator")
+    if generator is not None:
+        lag = generator["lag_ms"]
+        value = (
+            f"lag p99 {_ms(lag['p99'])}, max {_ms(lag['max'])}; CPU {generator['cpu_pct']:.0f}% of a core; "
+            f"late beats {generator['late_fraction']:.2%}"
+        )
+        if generator["saturated"]:
+            value = "saturated: " + "; ".join(generator["reasons"])
+        entries.append(("Load generator", value, "FAIL" if generator["saturated"] else "ok"))
+    return entries
+
+
 def _config_figures(config: RunConfig) -> dict[str, Any]:
     return {
         "scenario": config.scenario.name,
@@ -161,6 +197,8 @@ def live_figures(source: RunSource, sampler: RateSampler, now: float) -> dict[st
         "dropped": int(store.counter("dropped_iterations", {}).count),
         "stop_reason": run.stop_reason or run.refusal,
         "incidents": list(run.incidents),
+        "generator": _generator_figures(source.generator_health()),
+        "connect": None if run.connect is None else run.connect.summary(),
         "thresholds": [
             {
                 "metric": result.threshold.metric_key,
@@ -205,6 +243,7 @@ def _entries(figures: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("Heartbeats sent", str(figures["heartbeats"]), ""),
         ("Late beats", str(figures["late"]), ""),
         ("Dropped beats", str(figures["dropped"]), ""),
+        *_generator_entries(figures),
     ]
     if figures["stop_reason"]:
         entries.append(("Stopped early", figures["stop_reason"], "FAIL"))
