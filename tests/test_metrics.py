@@ -40,6 +40,9 @@ def test_the_registry_matches_k6():
         "vus_max": ("gauge", "default"),
         "data_sent": ("counter", "data"),
         "data_received": ("counter", "data"),
+        "generator_lag": ("trend", "time"),
+        "generator_cpu": ("gauge", "default"),
+        "generator_gc": ("trend", "time"),
     }
     assert set(KNOWN_TAGS) == {"scenario", "name", "method", "status", "expected_response", "check", "error"}
 
