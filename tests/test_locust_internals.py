@@ -4,6 +4,7 @@ the installed Locust: a failure here means a Locust upgrade changed one of them.
 from __future__ import annotations
 
 import inspect
+import logging
 import socket
 
 import gevent
@@ -101,3 +102,14 @@ def test_the_master_knows_its_workers_index_users_and_whether_they_are_missing()
         )
     finally:
         master.quit()
+
+
+def test_the_spawn_rate_warning_the_harness_drops_is_still_the_one_locust_logs(caplog):
+    from locust.runners import LocalRunner, MasterRunner
+
+    assert locust_internals.SPAWN_RATE_WARNING in inspect.getsource(LocalRunner.start)
+    assert locust_internals.SPAWN_RATE_WARNING in inspect.getsource(MasterRunner.start)
+    locust_internals.quiet_spawn_rate_warning()
+    logging.getLogger("locust.runners").warning(locust_internals.SPAWN_RATE_WARNING + " (>100)")
+    logging.getLogger("locust.runners").warning("another warning")
+    assert [record.getMessage() for record in caplog.records] == ["another warning"]

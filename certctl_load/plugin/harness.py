@@ -24,7 +24,7 @@ from locust.runners import MasterRunner, Runner, WorkerRunner
 from certctl_load import exitcodes
 from certctl_load.errors import HarnessError
 from certctl_load.model.config import RunConfig, resolve_config
-from certctl_load.plugin.locust_internals import fleet_workers
+from certctl_load.plugin.locust_internals import fleet_workers, quiet_spawn_rate_warning
 from certctl_load.plugin.user_stop import restore_final_counts, stop_all_users
 from certctl_load.reporting.files import ensure_writable_dir
 from certctl_load.runtime.coordinator import (
@@ -96,6 +96,7 @@ class Harness:
         self.run: Run | None = None
         self.coordinator: Coordinator | None = None
         self._prepared: RunConfig | None = None  # the configuration the shape's current run uses
+        self._closing_lines = ""  # a headless run's verdict table and paths, printed after Locust's tables
         self._final_user_counts: dict[str, int] | None = None
 
     @classmethod
@@ -133,6 +134,8 @@ class Harness:
         events.test_stop.add_listener(self.on_test_stop)
         events.quitting.add_listener(self.on_quitting)
         events.user_error.add_listener(self.on_user_error)
+        events.quit.add_listener(self.on_quit)
+        quiet_spawn_rate_warning()
         runner = self.runner
         if isinstance(runner, WorkerRunner):
             events.report_to_master.add_listener(self.on_report_to_master)
@@ -360,6 +363,11 @@ class Harness:
             worker_health=worker_health,
         )
         self.environment.process_exit_code = outcome.exit_code
+        options = self.environment.parsed_options
+        if options is not None and options.headless:
+            self._closing_lines = outcome.closing_lines  # after Locust's own tables, at quit
+        elif outcome.closing_lines:
+            print(outcome.closing_lines, flush=True)
 
     def on_test_stopping(self, **_: Any) -> None:
         """Before Locust stops the users: drain, then stop them all from this greenlet."""
@@ -370,6 +378,12 @@ class Harness:
         restore_final_counts(self.runner, self._final_user_counts)
         if not self.is_worker:
             self._finish(interrupted=False)
+
+    def on_quit(self, **_: Any) -> None:
+        """Locust has printed its shutdown tables: the verdict and the paths come last."""
+        if self._closing_lines:
+            print(self._closing_lines, flush=True)
+            self._closing_lines = ""
 
     def on_quitting(self, **_: Any) -> None:
         if self.is_worker:

@@ -4,6 +4,7 @@ fails when one of them changes in a Locust upgrade."""
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
 
 import gevent
@@ -11,6 +12,9 @@ from locust.runners import MasterRunner, Runner, WorkerNode
 
 from certctl_load.runtime.coordinator import WorkerNode as FleetWorker
 
+# What Locust's runners warn when the spawn rate exceeds 100/s; the harness spawns its whole fleet
+# at once on purpose, so the warning says nothing a user can act on.
+SPAWN_RATE_WARNING = "Your selected spawn rate is very high"
 # The Flask endpoint of the web UI's /stats/requests, which the page polls every 2 s.
 REQUEST_STATS_ENDPOINT = "locust.request_stats"
 # Locust's worker ids are the worker's hostname, this separator and a random hex suffix.
@@ -43,6 +47,18 @@ def _lenient(parse: Callable[[str], object]) -> Callable[[str], object]:
             raise
 
     return run_time
+
+
+class _DropSpawnRateWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(SPAWN_RATE_WARNING)
+
+
+def quiet_spawn_rate_warning() -> None:
+    """Drop Locust's spawn-rate warning (its runners' logger), once."""
+    runners_log = logging.getLogger("locust.runners")
+    if not any(isinstance(f, _DropSpawnRateWarning) for f in runners_log.filters):
+        runners_log.addFilter(_DropSpawnRateWarning())
 
 
 def user_greenlets(runner: Runner) -> Sequence[gevent.Greenlet]:

@@ -38,6 +38,8 @@ class Outcome:
     requests: int
     json_path: str | None  # None when the run was refused before any load
     text_path: str | None
+    # The verdict table and where the summaries are: the last lines a CI log shows.
+    closing_lines: str = ""
 
 
 @dataclass(frozen=True)
@@ -126,8 +128,9 @@ def _extra_state(facts: RunFacts) -> dict[str, object] | None:
 
 
 def judge(facts: RunFacts) -> Outcome:
-    """Judge the run, write both summaries atomically, print them; returns the outcome. A run
-    refused before any load writes nothing: it logs its line and exits 104."""
+    """Judge the run, write both summaries atomically, print the text summary; returns the outcome,
+    whose closing lines (the verdict table, the paths) the caller prints last. A run refused
+    before any load writes nothing: it logs its line and exits 104."""
     if facts.refusal is not None:
         logger.error("%s", facts.refusal)
         code = exitcodes.INTERRUPTED if facts.interrupted else exitcodes.INVALID_CONFIG
@@ -201,8 +204,8 @@ def judge(facts: RunFacts) -> Outcome:
         inconclusive=generator_line if code == exitcodes.INCONCLUSIVE else None,
     )
     print(text, flush=True)
-    print(render_verdict_table(results), flush=True)
+    closing = [render_verdict_table(results)]
     if requests == 0:
-        print("no heartbeat was sent: the run cannot pass", flush=True)
-    print(f"summaries: {json_path} {text_path}", flush=True)
-    return Outcome(code, results, requests, str(json_path), str(text_path))
+        closing.append("no heartbeat was sent: the run cannot pass")
+    closing.append(f"summaries: {json_path} {text_path} {junit_path(results_dir, scenario)}")
+    return Outcome(code, results, requests, str(json_path), str(text_path), "\n".join(closing))
