@@ -7,7 +7,8 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -47,3 +48,31 @@ def poll_until(
         if time.monotonic() >= deadline:
             raise AssertionError(message() if callable(message) else message)
         time.sleep(interval_s)
+
+
+class FakeClock:
+    """A clock that moves only when told (``clock.now = ...``)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@contextmanager
+def in_process_target(fleet_size: int, token: str) -> Iterator[str]:
+    """The reference target (SQLite fleet) served from this process's greenlets on a free loopback
+    port, for tests that must not start a process; yields its URL."""
+    from certctl_load.target.app import ApiKeys, CertctlApp
+    from certctl_load.target.server import HttpServer
+    from certctl_load.target.sqlite_store import SqliteAgentStore
+
+    server = HttpServer(
+        CertctlApp(SqliteAgentStore(fleet_size=fleet_size), ApiKeys([token])), host=HOST, port=0
+    )
+    host, port = server.start()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop(1.0)

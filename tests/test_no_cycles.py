@@ -12,38 +12,22 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import FakeClock, in_process_target
 from locust import User
 from locust.env import Environment
 
 from certctl_load.model.config import resolve_config
 from certctl_load.runtime.call_loop import CallLoop, agent_loops, schedule_loops
 from certctl_load.runtime.run import AgentGrant, Run
-from certctl_load.target.app import ApiKeys, CertctlApp
-from certctl_load.target.server import HttpServer
-from certctl_load.target.sqlite_store import SqliteAgentStore
 
 TOKEN = "cycle-token"
 T0 = 1_000.0
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def target_url() -> Iterator[str]:
-    server = HttpServer(
-        CertctlApp(SqliteAgentStore(fleet_size=1), ApiKeys([TOKEN])), host="127.0.0.1", port=0
-    )
-    host, port = server.start()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop(1.0)
+    with in_process_target(1, TOKEN) as url:
+        yield url
 
 
 @pytest.fixture
@@ -75,7 +59,7 @@ def one_agent(tmp_path: Path, url: str, timeout: str = "60s") -> tuple[CallLoop,
     config = resolve_config(options, {"CERTCTL_TOKEN": TOKEN}, url)
     environment = Environment(user_classes=[User])
     environment.create_local_runner()  # hooks Locust's statistics to the request event
-    clock = FakeClock()
+    clock = FakeClock(T0)
     run = Run(config, environment.events.request, clock=clock)
     run.start_schedule(T0, [AgentGrant(0)])
     [loop] = agent_loops(run, 0)

@@ -12,6 +12,7 @@ from typing import Any
 
 import gevent
 import pytest
+from helpers import FakeClock, in_process_target
 from locust.env import Environment
 from locust.event import EventHook, Events
 from locust.runners import LocalRunner
@@ -38,22 +39,9 @@ from certctl_load.runtime.generator import Health, judge_health
 from certctl_load.runtime.httpclient import Exchange
 from certctl_load.runtime.judge import exit_code_for
 from certctl_load.runtime.run import GRACEFUL_STOP_S, AgentGrant, Phase, Run
-from certctl_load.target.app import ApiKeys, CertctlApp
-from certctl_load.target.server import HttpServer
-from certctl_load.target.sqlite_store import SqliteAgentStore
 
 T0 = 1_000.0
 TOKEN = "lifecycle-token"
-
-
-class FakeClock:
-    """A clock that moves only when told."""
-
-    def __init__(self, now: float = T0 - 1.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def config_for(
@@ -71,7 +59,7 @@ def config_for(
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0 - 1.0)
 
 
 @pytest.fixture
@@ -365,15 +353,8 @@ def test_the_master_flushes_once_past_the_end_and_waits_for_every_final(run):
 
 @pytest.fixture
 def target() -> Iterator[str]:
-    """The reference target in this process, on a free loopback port."""
-    server = HttpServer(
-        CertctlApp(SqliteAgentStore(fleet_size=20), ApiKeys([TOKEN])), host="127.0.0.1", port=0
-    )
-    host, port = server.start()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop(1.0)
+    with in_process_target(20, TOKEN) as url:
+        yield url
 
 
 def test_locusts_local_runner_drives_a_whole_run_to_its_verdict(tmp_path, target, monkeypatch):
