@@ -28,6 +28,17 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 @dataclass(frozen=True)
+class JsonOutput:
+    """k6's ``--out json=FILE``: one line per sample in ``path``, gzipped when its name ends in ``.gz``."""
+
+    path: Path
+
+    @property
+    def gzipped(self) -> bool:
+        return self.path.name.endswith(".gz")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything a storm needs, after precedence is applied."""
 
@@ -44,6 +55,7 @@ class RunConfig:
     calls: tuple[CallSpec, ...]
     source_addresses: tuple[str, ...] = ()
     request_trace: Path | None = None  # bench-only: CERTCTL_LOAD_REQUEST_TRACE
+    out: JsonOutput | None = None  # --out json=FILE: k6's JSON output of every sample
 
     @property
     def heartbeat_interval_s(self) -> float:
@@ -153,7 +165,26 @@ def resolve_config(options: Any, environ: Mapping[str, str], host: str | None) -
         calls=calls,
         source_addresses=_source_addresses(getattr(options, "source_addresses", None)),
         request_trace=Path(environ[REQUEST_TRACE_ENV]) if environ.get(REQUEST_TRACE_ENV) else None,
+        out=_json_output(getattr(options, "out", None), environ),
     )
+
+
+def _json_output(option: Any, environ: Mapping[str, str]) -> JsonOutput | None:
+    """``--out`` (command line, ``LOCUST_OUT`` or ``locust.conf``), else ``K6_OUT``: only k6's
+    ``json=FILE`` is written; any other output is a ConfigError naming the value."""
+    if _given(option):
+        raw, where = str(option), "--out"
+    elif _given(environ.get("K6_OUT")):
+        raw, where = environ["K6_OUT"], "environment K6_OUT"
+    else:
+        return None
+    kind, _, file = raw.strip().partition("=")
+    file = file.strip()
+    if kind != "json" or file in ("", "-"):
+        raise ConfigError(
+            f"{where}={raw!r} is not an output this harness writes: only k6's json=FILE (json=out.json)"
+        )
+    return JsonOutput(Path(file))
 
 
 def _source_addresses(raw: str | None) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from certctl_load.model.config import RunConfig, resolve_config
 from certctl_load.plugin.locust_internals import fleet_workers, quiet_spawn_rate_warning
 from certctl_load.plugin.user_stop import restore_final_counts, stop_all_users
 from certctl_load.reporting.files import ensure_writable_dir
+from certctl_load.reporting.k6_json import check_writable
 from certctl_load.runtime.coordinator import (
     CONNECTED,
     FINAL,
@@ -65,6 +66,8 @@ def resolve(environment: Environment) -> RunConfig:
     """The run's configuration from Locust's current options (the web UI may have changed them)."""
     config = resolve_config(environment.parsed_options, os.environ, environment.host)
     ensure_writable_dir(config.results_dir)
+    if config.out is not None:
+        check_writable(config.out)
     return config
 
 
@@ -270,7 +273,8 @@ class Harness:
         return self._prepared.fleet_size
 
     def _keeps_running(self, run: Run, user_count: int) -> bool:
-        run.store.set_gauge("vus", user_count, {})
+        run.set_vus(user_count)
+        run.write_samples()
         coordinator = self.coordinator
         if coordinator is not None and run.t0 is not None:
             coordinator.check_workers()

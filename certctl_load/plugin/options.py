@@ -63,6 +63,14 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "source address, e.g. 127.0.0.1,127.0.0.2 against a loopback target)",
     )
     group.add_argument(
+        "--out",
+        metavar="json=FILE",
+        env_var="LOCUST_OUT",
+        default=None,
+        help="Also write every sample as k6's --out json does: one JSON line per sample in FILE, "
+        "gzipped when it ends in .gz (also K6_OUT)",
+    )
+    group.add_argument(
         "--skip-preflight",
         action="store_true",
         env_var="LOCUST_SKIP_PREFLIGHT",

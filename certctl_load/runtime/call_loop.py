@@ -79,7 +79,7 @@ class CallLoop:
             run.inflight -= 1
         finished = run.clock()
         run.last_response_at = max(run.last_response_at, finished)
-        self.recorder.record(exchange, late=wake.late)
+        self.recorder.record(exchange, late=wake.late, at=finished, agent=self.agent)
         if run.trace is not None:
             slot_at = schedule.slot_time(wake.slot)
             run.trace.write(self.agent, slot_at, sent_at, finished, exchange.duration_s, exchange.status)

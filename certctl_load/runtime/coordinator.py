@@ -146,6 +146,7 @@ class Coordinator:
                 "intervals": {call.name: call.interval_s for call in config.calls},
                 "duration_s": config.duration_s,
                 "agents": agents,
+                "samples": config.out is not None,  # k6's JSON output: stream every raw sample
             }
             self.link.send(PLAN, plan, worker)
         agreed = "t0 agreed" if t0 is not None else "t0 once every worker has connected its agents"
@@ -188,6 +189,9 @@ class Coordinator:
         run = self.run
         state = self.workers.setdefault(worker, _WorkerState())
         run.store.merge(data["delta"])
+        samples = data.get("samples")
+        if samples is not None and run.samples is not None:
+            run.samples.merge(samples)
         # The worker's own clock when it took the samples: everything before is in them.
         state.last_heard = max(state.last_heard, data["taken_at"])
         state.running = data["running"]
@@ -287,8 +291,9 @@ Send = Callable[[str, Any], None]
 
 
 def worker_report(run: Run) -> dict[str, Any]:
-    """What a worker sends the master: the exact samples since its last report, and its status."""
-    return {
+    """What a worker sends the master: the exact samples since its last report, and its status;
+    with k6's JSON output, the raw samples too."""
+    report = {
         "taken_at": run.clock(),
         "delta": run.store.take_delta(),
         "running": run.agents_running,
@@ -297,6 +302,9 @@ def worker_report(run: Run) -> dict[str, Any]:
         "health": run.health().to_json(),
         "last_response_at": run.last_response_at,
     }
+    if run.samples is not None:
+        report["samples"] = run.samples.take()
+    return report
 
 
 def apply_plan(run: Run, plan: dict[str, Any]) -> None:
@@ -305,6 +313,7 @@ def apply_plan(run: Run, plan: dict[str, Any]) -> None:
     calls = run.config.calls
     for name, interval in plan["intervals"].items():
         calls = with_interval(calls, name, interval)
+    run.keep_samples(bool(plan.get("samples")))
     run.prepare(Shape(plan["fleet_size"], plan["duration_s"], calls), [AgentGrant(i) for i in plan["agents"]])
     if plan["t0"] is not None:
         run.start_at(plan["t0"])

@@ -1,11 +1,15 @@
-"""Turns each finished request into k6 samples (exact) and one Locust ``request`` event."""
+"""Turns each finished request into k6 samples (exact) and one Locust ``request`` event, and, for
+k6's JSON output (``--out json=FILE``), keeps the raw sample rows too."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from certctl_load.k6.metrics import CounterKey, MetricStore, RateKey, TrendKey
+from certctl_load.reporting.k6_json import DropRow, GaugeRow, RequestRow
 from certctl_load.runtime.httpclient import Exchange
 
 
@@ -31,6 +35,39 @@ class _StatusKeys:
     failure: RequestFailed | None
 
 
+class Samples:
+    """The raw rows k6's JSON output is written from, kept only when it is asked for, and only until
+    they are written (a local or master run writes them every second; about 250 bytes a request):
+    one row per request (:data:`~certctl_load.reporting.k6_json.RequestRow`), per drop and per gauge
+    reading, each with its own time. A worker hands them to its master in every report
+    (:meth:`take`), the master adds them to its own (:meth:`merge`)."""
+
+    __slots__ = ("requests", "drops", "gauges")
+
+    def __init__(self) -> None:
+        self.requests: list[RequestRow] = []
+        self.drops: list[DropRow] = []
+        self.gauges: list[GaugeRow] = []
+
+    def take(self) -> dict[str, list[Any]]:
+        """The rows since the last take, for the wire; new rows go to new lists."""
+        wire: dict[str, list[Any]] = {"requests": self.requests, "drops": self.drops, "gauges": self.gauges}
+        self.clear()
+        return wire
+
+    def clear(self) -> None:
+        self.requests, self.drops, self.gauges = [], [], []
+
+    def merge(self, wire: Mapping[str, Sequence[Sequence[Any]]]) -> None:
+        """Another process's rows (from :meth:`take`, as the wire gives them: lists for tuples)."""
+        self.requests.extend(
+            (at, name, status, error, duration, connect, sent, received, late, agent)
+            for at, name, status, error, duration, connect, sent, received, late, agent in wire["requests"]
+        )
+        self.drops.extend((at, name, count) for at, name, count in wire["drops"])
+        self.gauges.extend((at, name, value) for at, name, value in wire["gauges"])
+
+
 def is_expected(status: int) -> bool:
     """k6's ``expected_response``: 200..399 succeeds; anything else, and status 0, fails."""
     return 200 <= status <= 399
@@ -48,8 +85,14 @@ class Recorder:
         name: str,
         method: str,
         check: str,
+        samples: Samples | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``samples``: where the raw rows go when k6's JSON output is asked for (None: nowhere);
+        ``clock`` dates a drop's row."""
         self.store = store
+        self.samples = samples
+        self.clock = clock
         self.request_event = request_event
         self.scenario = scenario
         self.name = name
@@ -92,13 +135,16 @@ class Recorder:
             self._by_status[cache_key] = keys
         return keys
 
-    def record(self, exchange: Exchange, *, late: bool) -> None:
-        """One request sent for a slot: k6's http_* samples, the check, the iteration, Locust's event."""
+    def record(self, exchange: Exchange, *, late: bool, at: float = 0.0, agent: int = 0) -> None:
+        """One request sent for a slot: k6's http_* samples, the check, the iteration, Locust's event.
+        ``at`` (when the request ended) and ``agent`` (its 0-based index) date and place its row
+        for k6's JSON output."""
         keys = self._keys(exchange.status, exchange.error)
         store = self.store
         duration_ms = exchange.duration_s * 1000.0
+        connect_ms = exchange.connect_s * 1000.0
         store.add_trend_key(keys.duration, duration_ms)
-        store.add_trend_key(keys.connecting, exchange.connect_s * 1000.0)
+        store.add_trend_key(keys.connecting, connect_ms)
         store.add_rate_key(keys.failed, keys.failure is not None)
         store.add_counter_key(keys.reqs, 1)
         store.add_counter_key(keys.sent, exchange.sent)
@@ -107,6 +153,12 @@ class Recorder:
         store.add_counter_key(self._iterations, 1)
         if late:
             store.add_counter_key(self._late, 1)
+        samples = self.samples
+        if samples is not None:
+            samples.requests.append(
+                (at, self.name, exchange.status, exchange.error, duration_ms, connect_ms,
+                 exchange.sent, exchange.received, late, agent)
+            )  # fmt: skip
         self.request_event.fire(
             request_type=self.method,
             name=self.name,
@@ -120,3 +172,5 @@ class Recorder:
         """Slots that fell due while the agent could not send: k6's dropped_iterations."""
         if count:
             self.store.add_counter_key(self._dropped, count)
+            if self.samples is not None:
+                self.samples.drops.append((self.clock(), self.name, count))

@@ -10,6 +10,7 @@ tests. A run is a sequence of steps, each with its own t0 and fleet (a storm has
 from __future__ import annotations
 
 import enum
+import logging
 import ssl
 import time
 from collections import deque
@@ -24,6 +25,7 @@ from certctl_load.k6.abort import CHECK_EVERY_S, abort_reason
 from certctl_load.k6.metrics import MetricStore
 from certctl_load.model.calls import CallSpec
 from certctl_load.model.config import RunConfig
+from certctl_load.reporting.k6_json import K6JsonStream
 from certctl_load.runtime.connect_phase import ConnectPhase
 from certctl_load.runtime.early_stop import early_stop_reason
 from certctl_load.runtime.generator import (
@@ -38,8 +40,10 @@ from certctl_load.runtime.generator import (
 )
 from certctl_load.runtime.httpclient import Connection, make_ssl_context
 from certctl_load.runtime.judge import Outcome, RunFacts, judge
-from certctl_load.runtime.recorder import Recorder, RequestEvent
+from certctl_load.runtime.recorder import Recorder, RequestEvent, Samples
 from certctl_load.runtime.request_trace import RequestTrace
+
+logger = logging.getLogger("certctl_load")
 
 Clock = Callable[[], float]
 
@@ -137,6 +141,10 @@ class Run:
         self.clock = clock
         self.store = MetricStore()
         self.started_at = clock()
+        # The raw rows of k6's JSON output, kept only with --out json=FILE (on a worker, when its
+        # master's plan asks for them).
+        self.samples: Samples | None = Samples() if config.out is not None else None
+        self._json: K6JsonStream | None = None  # the output file, opened at the first batch
         self.recorders: Mapping[str, Recorder] = {
             call.name: Recorder(
                 self.store,
@@ -145,6 +153,8 @@ class Run:
                 name=call.name,
                 method=call.method,
                 check=call.check,
+                samples=self.samples,
+                clock=clock,
             )
             for call in config.calls
         }
@@ -308,7 +318,25 @@ class Run:
         self.agents_running -= 1
         self._grants.append(grant)
 
+    def keep_samples(self, keep: bool) -> None:
+        """Keep every sample's raw row from now on for k6's JSON output, or not: a worker does as
+        its master's plan says (the master writes the file)."""
+        if keep == (self.samples is not None):
+            return
+        self.samples = Samples() if keep else None
+        for recorder in self.recorders.values():
+            recorder.samples = self.samples
+
     # While it runs ---------------------------------------------------------------------------
+
+    def set_vus(self, users: int) -> None:
+        """The users running now (k6's ``vus``), read at every shape tick; with k6's JSON output
+        each reading is a ``vus`` and a ``vus_max`` point, as k6 writes them every second."""
+        self.store.set_gauge("vus", users, {})
+        if self.samples is not None:
+            now = self.clock()
+            self.samples.gauges.append((now, "vus", users))
+            self.samples.gauges.append((now, "vus_max", self.config.fleet_size))
 
     def refuse(self, line: str) -> None:
         """Refuse the run before any load (a bad configuration somewhere): exit 104."""
@@ -369,11 +397,52 @@ class Run:
         self.wind_down()
         for name, count in (lost_beats or {}).items():
             self.recorders[name].dropped(count)
+        if self.refusal is None:
+            self._write_json_output()
         stopped_on_purpose = any((self.stop_reason, self.abort_reason, self.refusal))
         ended_before_schedule = not stopped_on_purpose and not self.schedule_over(now)
         cut_short = interrupted or self.interrupted or ended_before_schedule
         self.outcome = judge(self._facts(now, cut_short, worker_errors, worker_health or {}))
         return self.outcome
+
+    def write_samples(self) -> None:
+        """With --out json=FILE, on a local or master process (every shape tick, and at the end): the
+        rows held since the last call (a master's: the whole fleet's) go to k6's JSON output, so
+        memory holds one batch at most. A file that cannot be written is a harness error (exit 1),
+        and the output stops; the summaries are still written."""
+        out, samples = self.config.out, self.samples
+        if out is None or samples is None:
+            return
+        batch = samples.take()
+        try:
+            if self._json is None:
+                self._json = K6JsonStream(self.config)
+            self._json.write(batch["requests"], batch["drops"], batch["gauges"])
+        except OSError as error:
+            self._give_up_json(error)
+
+    def _write_json_output(self) -> None:
+        """The last rows, and k6's JSON output renamed into place."""
+        self.write_samples()
+        stream, out = self._json, self.config.out
+        if stream is None or out is None:
+            return
+        self._json = None
+        try:
+            points = stream.close()
+        except OSError as error:
+            self._give_up_json(error)
+            return
+        logger.info("k6 JSON output: %d points written to %s", points, out.path)
+
+    def _give_up_json(self, error: OSError) -> None:
+        self.harness_errors += 1
+        out = self.config.out
+        logger.error("--out json=%s: not written: %s", out.path if out else "", error.strerror or error)
+        if self._json is not None:
+            self._json.abandon()
+            self._json = None
+        self.keep_samples(False)
 
     def drained(self) -> None:
         """Nothing is in flight any more: the generator's watch ends (collections after the drain,
