@@ -13,7 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +39,32 @@ BURST_SHARE = 0.9
 _SAMPLE_EVERY_S = 0.25
 _KILL_GRACE_S = 10.0
 _PR_SET_CHILD_SUBREAPER = 36
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A harness to run: a checkout's root (its ``locustfile.py``) and the python of its venv."""
+
+    root: Path
+    python: str
+
+    @property
+    def locustfile(self) -> Path:
+        return self.root / "locustfile.py"
+
+
+CURRENT = Checkout(REPO_ROOT, sys.executable)
+
+
+def other_checkout(root: Path) -> Checkout:
+    """The checkout at ``root`` with its ``.venv``; SystemExit (one line) when either is missing."""
+    root = root.resolve()
+    python = root / ".venv" / "bin" / "python"
+    if not (root / "locustfile.py").is_file():
+        raise SystemExit(f"{root}: no locustfile.py (not a certctl-load checkout)")
+    if not python.is_file():
+        raise SystemExit(f"{root}: no .venv/bin/python (python3 -m venv .venv && .venv/bin/pip install -e .)")
+    return Checkout(root, str(python))
 
 
 @dataclass(frozen=True)
@@ -94,10 +120,11 @@ def _raise_open_files() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This environment without LOCUST_/K6_/CERTCTL_ settings, the repo importable, plus ``extra``."""
+def child_env(extra: Mapping[str, str] | None = None, root: Path = REPO_ROOT) -> dict[str, str]:
+    """This environment without LOCUST_/K6_/CERTCTL_ settings, the checkout at ``root`` importable
+    (ahead of any other), plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "K6_", "CERTCTL_"))}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     env.update(extra or {})
     return env
 
@@ -110,12 +137,16 @@ def _become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
-def _sample_tree(root: psutil.Process, seen: set[int]) -> int:
-    """The summed RSS of ``root`` and its descendants in KB; adds their pids to ``seen``."""
+def process_tree(root: psutil.Process) -> list[psutil.Process]:
+    """``root`` and its descendants (empty once ``root`` is gone)."""
     try:
-        processes = [root, *root.children(recursive=True)]
+        return [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0
+        return []
+
+
+def _sample_tree(processes: Sequence[psutil.Process], seen: set[int]) -> int:
+    """The summed RSS of ``processes`` in KB; adds their pids to ``seen``."""
     total = 0
     for process in processes:
         seen.add(process.pid)
@@ -145,11 +176,19 @@ def _reap_orphans(pids: set[int], deadline: float) -> tuple[float, int]:
 
 
 def run_measured(
-    command: Sequence[str], *, env: Mapping[str, str], cwd: Path, output: Path, timeout_s: float
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    output: Path,
+    timeout_s: float,
+    on_sample: Callable[[Sequence[psutil.Process]], None] | None = None,
+    sample_every_s: float = _SAMPLE_EVERY_S,
 ) -> Usage:
     """Run ``command`` (stdout and stderr to ``output``) to its end or ``timeout_s``, then SIGTERM
     and SIGKILL to its process group (at once if this process is interrupted); CPU and ru_maxrss
-    come from ``os.wait4``."""
+    come from ``os.wait4``. Every ``sample_every_s`` the process tree is sampled (and handed to
+    ``on_sample``, the command's process first)."""
     _become_subreaper()
     started = time.monotonic()
     with output.open("wb") as sink:
@@ -168,12 +207,15 @@ def run_measured(
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
-            peak_tree_kb = max(peak_tree_kb, _sample_tree(root, descendants))
+            processes = process_tree(root)
+            peak_tree_kb = max(peak_tree_kb, _sample_tree(processes, descendants))
+            if on_sample is not None and processes:
+                on_sample(processes)
             if time.monotonic() >= deadline and signals:
                 timed_out = True
                 os.killpg(process.pid, signals.pop(0))
                 deadline = time.monotonic() + _KILL_GRACE_S
-            time.sleep(_SAMPLE_EVERY_S)
+            time.sleep(sample_every_s)
     except BaseException:  # interrupted (Ctrl-C, SIGTERM): the child's session must not outlive us
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
@@ -219,11 +261,19 @@ def read_server_view(log_paths: Sequence[Path], interval_s: float) -> ServerView
 
 
 def harness_command(
-    url: str, results_dir: Path, *, fleet: int, interval_s: float, run_time_s: float, processes: int = 1
+    url: str,
+    results_dir: Path,
+    *,
+    fleet: int,
+    interval_s: float,
+    run_time_s: float,
+    processes: int = 1,
+    checkout: Checkout = CURRENT,
 ) -> list[str]:
-    """``locust -f locustfile.py --headless`` with the harness's options (no preflight)."""
+    """``locust -f locustfile.py --headless`` with the harness's options (no preflight), run by the
+    checkout's python from its locustfile (default: this tree's)."""
     command = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url,
+        checkout.python, "-m", "locust", "-f", str(checkout.locustfile), "--headless", "--host", url,
         "--fleet-size", str(fleet), "--heartbeat-interval", f"{interval_s:g}",
         "--run-time", f"{run_time_s:g}s", "--results-dir", str(results_dir), "--skip-preflight",
     ]  # fmt: skip

