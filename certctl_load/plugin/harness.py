@@ -50,7 +50,7 @@ from certctl_load.runtime.coordinator import (
 )
 from certctl_load.runtime.generator import Health
 from certctl_load.runtime.preflight import run_preflight
-from certctl_load.runtime.run import SCHEDULE_LEAD_S, AgentGrant, Run, Shape, build_ssl_context, schedule_lead
+from certctl_load.runtime.run import AgentGrant, Run, Shape, build_ssl_context, schedule_lead
 
 logger = logging.getLogger("certctl_load")
 
@@ -254,7 +254,7 @@ class Harness:
         assert run.connect is not None
         run.stop_reason = run.connect.failure(run.config.fleet_size)
         if run.stop_reason is None:
-            run.start_at(run.clock() + SCHEDULE_LEAD_S)
+            run.start_at(run.clock() + schedule_lead(run.config.fleet_size))
 
     # While it runs ---------------------------------------------------------------------------
 

@@ -47,11 +47,13 @@ logger = logging.getLogger("certctl_load")
 
 Clock = Callable[[], float]
 
-# The schedule starts this long after the fleet is spawned, so every agent is waiting on it
-# with its connection open (opening one takes about 0.1 ms of the generator's time).
+# The schedule starts this long after the fleet is ready, and 0.1 ms more per agent: each waiting
+# agent wakes to compute its first slot (and, connecting at its first beat, to build its loop), and
+# all of that, with the collector's freeze, is over before t0.
 SCHEDULE_LEAD_S = 0.25
 CONNECT_LEAD_PER_AGENT_S = 0.0001
-# The agents' schedules are frozen out of the collector's way this long before t0.
+# The agents' schedules are frozen out of the collector's way halfway through the lead (after
+# every waiting agent has woken to compute its first slot), and at least this long before t0.
 FREEZE_BEFORE_T0_S = 0.05
 # k6's gracefulStop: requests in flight at the end of the run get this long to finish.
 GRACEFUL_STOP_S = 30.0
@@ -248,7 +250,8 @@ class Run:
     def _watch_generator(self, step: Step) -> None:
         """Freeze what the agents built for the step just before t0; from t0 time every collection,
         and until the end of the schedule probe the lag and the CPU."""
-        gevent.sleep(max(0.0, step.t0 - FREEZE_BEFORE_T0_S - self.clock()))
+        lead = step.t0 - self.clock()
+        gevent.sleep(max(0.0, lead - max(FREEZE_BEFORE_T0_S, lead / 2)))
         self.collector.freeze()
         gevent.sleep(max(0.0, step.t0 - self.clock()))
         if self.outcome is not None or self.drained_at is not None:
