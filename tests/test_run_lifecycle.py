@@ -298,6 +298,15 @@ HEALTHY = judge_health(
 )
 
 
+@pytest.mark.parametrize(
+    ("late", "beats", "saturated"), [(1, 80, False), (4, 80, False), (5, 80, True), (5, 500, False)]
+)
+def test_late_beats_saturate_from_five_and_over_one_percent(late: int, beats: int, saturated: bool) -> None:
+    health = judge_health({"p99": 0.5}, 30.0, {"count": 0, "max_ms": 0.0, "total_ms": 0.0}, late, beats)
+    assert health.saturated is saturated
+    assert any("late beats" in reason for reason in health.reasons) is saturated
+
+
 def worker_report_at(now: float, errors: int = 0, health: Health = HEALTHY) -> dict[str, Any]:
     return {
         "taken_at": now, "delta": {}, "running": 5, "waiting": 0, "errors": errors, "last_response_at": now,
