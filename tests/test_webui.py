@@ -21,12 +21,13 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import pytest
+from browser import chromium_context
 from flask import Blueprint, Flask, jsonify
 from flask.testing import FlaskClient
 from helpers import free_port, poll_until, read_request_log
 from locust.argument_parser import get_empty_argument_parser
 from locust.event import EventHook
-from playwright.sync_api import Page, Response, sync_playwright
+from playwright.sync_api import Page, Response
 from storm import LOCUSTFILE, ROOT, beats_by_agent, heartbeats
 from target_process import running_target
 from werkzeug.test import TestResponse
@@ -39,17 +40,6 @@ from certctl_load.plugin.webui import FORM_OPTIONS, RATE_WINDOW_S, OfferedRate, 
 from certctl_load.runtime.judge import Outcome
 from certctl_load.runtime.run import Run
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 FLEET = 200
 INTERVAL_S = 2.0
 RUN_TIME_S = 12
@@ -345,29 +335,15 @@ def judged(table: dict[str, tuple[str, str]]) -> bool:
     return value(table, "Run") == "finished" and "Summary (JSON)" in table
 
 
+def loopback(url: str) -> bool:
+    return urlsplit(url).hostname == "127.0.0.1"
+
+
 @pytest.fixture
 def chromium_page(tmp_path: Path) -> Iterator[Page]:
     """A page in Debian's headless Chromium that may reach only 127.0.0.1."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"Chromium is not installed ({CHROMIUM}; Debian package: chromium)")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1280, "height": 1500},
-        )
-        context.route(
-            "**/*",
-            lambda route: (
-                route.continue_() if urlsplit(route.request.url).hostname == "127.0.0.1" else route.abort()
-            ),
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    with chromium_context(tmp_path / "chromium-profile", loopback) as context:
+        yield context.new_page()
 
 
 @pytest.mark.e2e

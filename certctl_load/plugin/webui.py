@@ -31,6 +31,7 @@ from certctl_load import exitcodes
 from certctl_load.k6.thresholds import evaluate
 from certctl_load.model.config import RunConfig
 from certctl_load.plugin.locust_internals import REQUEST_STATS_ENDPOINT, offer_in_start_form
+from certctl_load.reporting.verdict_table import verdict_text
 from certctl_load.runtime.generator import Health
 from certctl_load.runtime.run import Phase, Run
 
@@ -44,15 +45,6 @@ SAMPLE_PERIOD_S = 0.25
 SUMMARY_KINDS = {"json": "json_path", "txt": "text_path"}  # the route's suffix -> the Outcome's file
 SUMMARY_HREF = "./certctl/summary.{kind}"  # relative to the web UI's root page
 _UNJUDGED_STOP_STATES = {STATE_CLEANUP, STATE_STOPPING, STATE_STOPPED}
-_VERDICTS = {
-    exitcodes.OK: "passed",
-    exitcodes.THRESHOLDS_CROSSED: "thresholds crossed",
-    exitcodes.TARGET_NOT_READY: "stopped early: the target is not ready",
-    exitcodes.INTERRUPTED: "interrupted",
-    exitcodes.HARNESS_ERROR: "harness error",
-    exitcodes.INVALID_CONFIG: "refused: the configuration is bad",
-    exitcodes.INCONCLUSIVE: "inconclusive: the load generator was saturated",
-}
 
 
 class RunSource(Protocol):
@@ -128,12 +120,6 @@ class RateSampler:
         while True:
             self.sample(time.time())
             gevent.sleep(SAMPLE_PERIOD_S)
-
-
-def _verdict(exit_code: int, requests: int) -> str:
-    if exit_code == exitcodes.THRESHOLDS_CROSSED and requests == 0:
-        return "no heartbeat was sent"
-    return _VERDICTS.get(exit_code, "failed")
 
 
 def _generator_figures(health: Health | None) -> dict[str, Any] | None:
@@ -212,7 +198,7 @@ def live_figures(source: RunSource, sampler: RateSampler, now: float) -> dict[st
         if outcome is None
         else {
             "exit_code": outcome.exit_code,
-            "verdict": _verdict(outcome.exit_code, outcome.requests),
+            "verdict": verdict_text(outcome.exit_code, outcome.requests),
             "requests": outcome.requests,
             "summary_json": SUMMARY_HREF.format(kind="json"),
             "summary_text": SUMMARY_HREF.format(kind="txt"),
