@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -126,10 +127,13 @@ def tab(tmp_path: Path) -> Iterator[Tab]:
         events=SimpleNamespace(init_command_line_parser=EventHook()),
         parsed_options=options,
     )
+    rows: list[dict[str, Any]] = []  # the run's per-second rows, as the timeline would hold them
     source = SimpleNamespace(
         run=None,
         config=resolve_config(options, {"CERTCTL_TOKEN": TOKEN}, "http://127.0.0.1:9"),
         generator_health=lambda: None,
+        timeline_rows=lambda since: [row for row in rows if row["t"] >= since],
+        rows=rows,
     )
     web_ui = SimpleNamespace(app=app, template_args={}, auth_required_if_enabled=lambda view: view)
     sampling = install_web_ui(source, environment, web_ui)
@@ -140,13 +144,16 @@ def tab(tmp_path: Path) -> Iterator[Tab]:
 
 
 def finish(storm: Run, exit_code: int) -> None:
-    """Write both summaries in the results directory and set the outcome, as finalize does."""
+    """Write both summaries and the report in the results directory and set the outcome, as the
+    judge does."""
     results_dir = storm.config.results_dir
     results_dir.mkdir(parents=True, exist_ok=True)
     json_path, text_path = results_dir / "summary-agent-storm.json", results_dir / "summary-agent-storm.txt"
     json_path.write_text('{"metrics": {}}\n')
     text_path.write_text("summary\n")
-    storm.outcome = Outcome(exit_code, [], 1, str(json_path), str(text_path))
+    report = results_dir / "report-agent-storm.html"
+    report.write_text("<!doctype html><p>report</p>\n")
+    storm.outcome = Outcome(exit_code, [], 1, str(json_path), str(text_path), report_path=str(report))
 
 
 def test_the_page_gets_the_tab_its_table_and_the_summary_links(tab):
@@ -160,6 +167,8 @@ def test_the_page_gets_the_tab_its_table_and_the_summary_links(tab):
     assert [link["href"] for link in args["extended_csv_files"]] == [
         "./certctl/summary.json",
         "./certctl/summary.txt",
+        "./certctl/report.html",
+        "./certctl/charts",
     ]
 
 
@@ -209,6 +218,8 @@ def test_the_stats_poll_carries_the_tab_rows_and_keeps_polling_until_the_run_is_
     rows = {row["figure"]: (row["value"], row["status"]) for row in report["extended_stats"][0]["data"]}
     assert rows["Verdict"] == ("passed (exit 0)", "pass")
     assert rows["Summary (JSON)"] == ("./certctl/summary.json", "")
+    assert rows["Report (HTML)"] == ("./certctl/report.html", "")
+    assert rows["Live charts"] == ("./certctl/charts", "")
 
 
 def test_the_summary_routes_serve_only_the_last_runs_files_in_the_results_directory(tab, tmp_path):
@@ -229,11 +240,90 @@ def test_the_summary_routes_serve_only_the_last_runs_files_in_the_results_direct
     assert tab.get("/certctl/summary.json").status_code == 404
 
 
+def test_the_report_route_serves_only_the_last_runs_report(tab, tmp_path):
+    assert tab.get("/certctl/report.html").status_code == 404  # no run yet
+    storm = tab.new_storm()
+    assert tab.get("/certctl/report.html").status_code == 404  # the run is not over
+    finish(storm, exitcodes.OK)
+    report = tab.get("/certctl/report.html")
+    assert (report.status_code, report.mimetype, report.text) == (
+        200,
+        "text/html",
+        "<!doctype html><p>report</p>\n",
+    )
+    tab.new_storm()
+    assert tab.get("/certctl/report.html").status_code == 404  # a new run has no report yet
+    storm = tab.new_storm()
+    finish(storm, exitcodes.OK)
+    outside = tmp_path / "report-elsewhere.html"
+    outside.write_text("elsewhere")
+    storm.outcome = replace(storm.outcome, report_path=str(outside))
+    assert tab.get("/certctl/report.html").status_code == 404
+
+
+def test_the_charts_page_is_whole_and_reaches_for_no_other_host(tab):
+    page = tab.get("/certctl/charts")
+    assert (page.status_code, page.mimetype) == (200, "text/html")
+    assert page.headers["Cache-Control"] == "no-store"
+    text = page.text
+    assert "var uPlot=function()" in text and "CertctlCharts.mount()" in text and "./timeline?since=" in text
+    assert "certctl-load live: agent_storm" in text
+    assert set(re.findall(r"""(?:https?:)?//[\w.-]+\.[a-z]{2,}[^\s"'<>)]*""", text)) == {
+        "https://github.com/leeoniya/uPlot"  # uPlot's own banner comment
+    }
+
+
+def test_the_timeline_route_gives_the_rows_from_since_and_the_verdict(tab):
+    idle = tab.get("/certctl/timeline").get_json()
+    assert idle == {
+        "run": None,
+        "state": "idle",
+        "verdict": {"word": "idle", "tone": "running", "text": "no run has started"},
+        "rows": [],
+        "next": 0,
+    }
+    storm = tab.new_storm()
+    tab.source.rows.extend({"t": t, "sent": 5} for t in range(4))
+    body = tab.get("/certctl/timeline?since=2").get_json()
+    assert [row["t"] for row in body["rows"]] == [2, 3]
+    assert body["next"] == 4
+    assert body["verdict"] == {"word": "running", "tone": "running", "text": "the run is not over"}
+    assert body["run"] == f"{storm.started_at:.6f}"
+    assert {line["label"] for line in body["marks"]["lines"]} == {
+        "p(95)<500 {scenario:agent_storm}",
+        "p(99)<1000 {scenario:agent_storm}",
+    }
+    assert tab.get("/certctl/timeline?since=9").get_json()["next"] == 9  # nothing new: ask again from 9
+    finish(storm, exitcodes.THRESHOLDS_CROSSED)
+    assert tab.get("/certctl/timeline").get_json()["verdict"]["word"] == "fail"
+    storm.abort_reason = "abortOnFail"
+    assert tab.get("/certctl/timeline").get_json()["verdict"]["word"] == "aborted"
+    finish(storm, exitcodes.INCONCLUSIVE)
+    assert tab.get("/certctl/timeline").get_json()["verdict"]["tone"] == "warn"
+    assert tab.get("/certctl/timeline").get_json()["run"] == body["run"]
+    tab.new_storm()
+    assert tab.get("/certctl/timeline").get_json()["run"] != body["run"]  # the page starts afresh
+
+
+@pytest.mark.parametrize("since", ["-1", "1.5", "soon"])
+def test_a_bad_since_is_refused_naming_it(tab, since):
+    answer = tab.get(f"/certctl/timeline?since={since}")
+    assert answer.status_code == 400
+    assert answer.get_json() == {"error": f"since={since!r} is not a whole number of seconds >= 0"}
+
+
 def test_the_token_reaches_no_route_and_no_page_argument(tab):
     storm = tab.new_storm()
-    bodies = [tab.get("/certctl/live").text, tab.get("/stats/requests").text]
+    bodies = [tab.get("/certctl/live").text, tab.get("/stats/requests").text, tab.get("/certctl/charts").text]
     finish(storm, exitcodes.INTERRUPTED)
-    bodies += [tab.get(path).text for path in ("/certctl/live", "/stats/requests", "/certctl/summary.json")]
+    paths = (
+        "/certctl/live",
+        "/stats/requests",
+        "/certctl/summary.json",
+        "/certctl/timeline",
+        "/certctl/charts",
+    )
+    bodies += [tab.get(path).text for path in paths]
     bodies.append(json.dumps(tab.web_ui.template_args))
     assert [body for body in bodies if TOKEN in body] == []
     assert tab.source.config.token == TOKEN
@@ -346,6 +436,27 @@ def chromium_page(tmp_path: Path) -> Iterator[Page]:
         yield context.new_page()
 
 
+def open_charts(page: Page, url: str) -> tuple[Page, list[str], list[str]]:
+    """The live charts in a second page, once uPlot drew its six charts and the first poll answered;
+    with the URLs the page requested and its console errors, both growing as it runs."""
+    charts = page.context.new_page()
+    requests: list[str] = []
+    errors: list[str] = []
+    charts.on("request", lambda request: requests.append(request.url))
+    charts.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    charts.on("pageerror", lambda error: errors.append(str(error)))
+    charts.goto(f"{url}/certctl/charts")
+    drawn = "window.certctlCharts && Object.keys(window.certctlCharts.plots).length === 6"
+    charts.wait_for_function(f"{drawn} && window.certctlPolls > 0")
+    return charts, requests, errors
+
+
+def verdict_on(charts: Page) -> tuple[str, str]:
+    """The live page's verdict: its word and its tone (the colour)."""
+    verdict = charts.locator("#certctl-verdict")
+    return verdict.text_content(), verdict.get_attribute("class").removeprefix("verdict tone-")
+
+
 @pytest.mark.e2e
 def test_storms_started_from_the_web_ui_run_live_and_are_judged(tmp_path, chromium_page):
     page = chromium_page
@@ -364,6 +475,11 @@ def test_storms_started_from_the_web_ui_run_live_and_are_judged(tmp_path, chromi
         names = page.eval_on_selector_all("form input", "inputs => inputs.map(i => i.name + ':' + i.type)")
         assert {"fleetSize:text", "heartbeatInterval:text", "scenario:text"} <= set(names)
         assert not [n for n in names if "token" in n.lower() or n.endswith(":password")]
+
+        # The live charts, a page of their own: uPlot from the harness, polling the timeline route.
+        charts, chart_requests, chart_errors = open_charts(page, url)
+        assert verdict_on(charts) == ("idle", "running")
+
         swarm_response = start_run(page, FLEET, INTERVAL_S, RUN_TIME_S)
 
         # Live: the whole fleet runs and offers its rate.
@@ -390,6 +506,9 @@ def test_storms_started_from_the_web_ui_run_live_and_are_judged(tmp_path, chromi
             "http_req_failed{scenario:agent_storm}: rate<0.001",
         }
         assert all(status == "pass" and float(v) >= 0 for v, status in thresholds.values())
+        polls = charts.evaluate("window.certctlPolls")
+        charts.wait_for_function("document.getElementById('certctl-verdict').textContent === 'running'")
+        charts.wait_for_function(f"window.certctlPolls > {polls}")
 
         # The run ends by the harness's schedule (not cut at the form's run time) and is judged.
         table = tab_when(page, judged, RUN_TIME_S + 60, "the verdict on the tab")
@@ -412,6 +531,14 @@ def test_storms_started_from_the_web_ui_run_live_and_are_judged(tmp_path, chromi
         link = page.get_by_role("link", name="certctl summary of the last run (JSON)")
         assert urljoin(f"{url}/", link.get_attribute("href")) == summary_url
 
+        # The run's report is served from the tab, and the live charts show the verdict.
+        assert value(table, "Report (HTML)") == "./certctl/report.html"
+        report = page.request.get(urljoin(f"{url}/", value(table, "Report (HTML)"))).text()
+        assert report == (tmp_path / "results" / "report-agent-storm.html").read_text()
+        assert 'class="verdict tone-pass"' in report
+        charts.wait_for_function("document.getElementById('certctl-verdict').textContent === 'pass'")
+        assert verdict_on(charts) == ("pass", "pass")
+
         # A second run, stopped from the UI, gets its own figures, verdict and summaries.
         page.get_by_role("button", name="New").click()
         start_run(page, FLEET // 2, 1.0, 60)
@@ -427,6 +554,11 @@ def test_storms_started_from_the_web_ui_run_live_and_are_judged(tmp_path, chromi
         second = page.request.get(summary_url).json()
         assert second["metrics"]["http_reqs"]["values"]["count"] == int(value(table, "Heartbeats sent"))
         assert second["metrics"]["vus_max"]["values"]["value"] == FLEET // 2
+        charts.wait_for_function("document.getElementById('certctl-verdict').textContent === 'interrupted'")
+        assert verdict_on(charts) == ("interrupted", "warn")
+        assert chart_errors == []
+        assert {urlsplit(u).hostname for u in chart_requests} == {"127.0.0.1"}
+        assert any(urlsplit(u).path == "/certctl/timeline" for u in chart_requests)
 
         # The token reaches no page and no route.
         pages = {
@@ -435,5 +567,8 @@ def test_storms_started_from_the_web_ui_run_live_and_are_judged(tmp_path, chromi
             **{path: http_get(f"{url}{path}")[1] for path in ("/", "/stats/requests", "/certctl/live")},
             "summary.json": page.request.get(summary_url).text(),
             "summary.txt": page.request.get(urljoin(f"{url}/", "./certctl/summary.txt")).text(),
+            "report.html": page.request.get(urljoin(f"{url}/", "./certctl/report.html")).text(),
+            "charts": charts.content(),
+            **{path: http_get(f"{url}{path}")[1] for path in ("/certctl/charts", "/certctl/timeline")},
         }
         assert [name for name, body in pages.items() if token in body] == []
