@@ -190,7 +190,7 @@ def test_the_fixture_is_the_storm_the_acceptance_describes(storm):
     assert storm.verdict.exit_code == exitcodes.THRESHOLDS_CROSSED
 
 
-def test_the_report_is_written_beside_the_summaries_atomically(storm):
+def test_the_report_is_written_beside_the_summaries_with_no_temporary_file_left(storm):
     assert storm.path == storm.config.results_dir / "report-agent-storm.html"
     assert storm.path == report_path(storm.config.results_dir, "agent-storm")
     assert [p.name for p in storm.config.results_dir.iterdir()] == ["report-agent-storm.html"]
@@ -237,6 +237,7 @@ def test_figures_are_for_people(storm):
     assert f"{format_figure(failed, 'percent')} failed" in text
     assert "<td>fleet size</td><td>1000 agents</td>" in text
     assert "<td>call heartbeat</td><td>POST /api/v1/agents/{id}/heartbeat every 6 s</td>" in text
+    assert "<td>TLS</td><td>none (plain HTTP)</td>" in text
 
 
 @pytest.mark.parametrize(
@@ -323,3 +324,11 @@ def test_chromium_draws_every_second_of_every_chart_with_the_network_blocked(sto
     assert errors == []
     assert requests and all(url.startswith("file:") for url in requests)
     assert screenshot.stat().st_size > 10_000
+
+
+def test_a_password_in_the_target_url_is_not_shown(storm, tmp_path):
+    options = SimpleNamespace(fleet_size="10", heartbeat_interval="2s", run_time=6, results_dir=str(tmp_path))
+    config = resolve_config(options, {"CERTCTL_TOKEN": TOKEN}, "https://agent:hunter2@127.0.0.1:8443/")
+    page = render_report(storm.summary, storm.timeline, config, storm.verdict)
+    assert "hunter2" not in page and TOKEN not in page
+    assert "<td>target</td><td>https://127.0.0.1:8443/</td>" in page

@@ -229,9 +229,9 @@ def _entries(figures: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("Run time", f"{figures['duration_s']:g} s", ""),
         ("Target heartbeat rate", f"{figures['target_rate']:.2f} /s", ""),
     ]
+    entries.append(("Live charts", CHARTS_HREF, ""))
     if figures["state"] == "idle":
         return entries
-    entries.append(("Live charts", CHARTS_HREF, ""))
     offered = figures["offered_rate"]
     entries += [
         ("Agents running", str(figures["agents_running"]), ""),

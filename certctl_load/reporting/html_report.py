@@ -54,6 +54,14 @@ def _host_without_credentials(host: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def _tls(config: RunConfig) -> str:
+    if urlsplit(config.host).scheme != "https":
+        return "none (plain HTTP)"
+    return (
+        "not verified (--insecure)" if config.insecure else f"verified ({config.ca_bundle or 'system CAs'})"
+    )
+
+
 def run_options(config: RunConfig) -> list[tuple[str, str]]:
     """The run's options as shown to people, each named; never the token (nor a password in the host)."""
     scenario = config.scenario
@@ -72,12 +80,7 @@ def run_options(config: RunConfig) -> list[tuple[str, str]]:
         ("connection", scenario.connection),
         ("connect", f"{scenario.connect}, at most {scenario.connect_concurrency} at once per process"),
         ("request timeout", format_duration(scenario.request_timeout_s)),
-        (
-            "TLS",
-            "not verified (--insecure)"
-            if config.insecure
-            else f"verified ({config.ca_bundle or 'system CAs'})",
-        ),
+        ("TLS", _tls(config)),
         ("preflight", "skipped" if config.skip_preflight else "checked"),
         ("summary trend stats", ", ".join(scenario.summary_trend_stats)),
         ("results directory", str(config.results_dir)),
