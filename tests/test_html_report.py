@@ -7,6 +7,7 @@ writes the screenshot the README shows."""
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ from certctl_load.k6.percentiles import percentile
 from certctl_load.k6.thresholds import evaluate
 from certctl_load.model.config import RunConfig, resolve_config
 from certctl_load.reporting.breakdown import failure_breakdown
+from certctl_load.reporting.charts import latency_marks, summary_thresholds
 from certctl_load.reporting.figures import format_figure
 from certctl_load.reporting.html_report import Verdict, render_report, report_path, write_report
 from certctl_load.reporting.summary import CheckCount, build_summary
@@ -332,3 +334,22 @@ def test_a_password_in_the_target_url_is_not_shown(storm, tmp_path):
     page = render_report(storm.summary, storm.timeline, config, storm.verdict)
     assert "hunter2" not in page and TOKEN not in page
     assert "<td>target</td><td>https://127.0.0.1:8443/</td>" in page
+
+
+def test_a_windowed_rate_reads_in_percent_and_marks_no_latency(storm):
+    summary = copy.deepcopy(storm.summary)
+    failed = summary["metrics"]["http_req_failed{scenario:agent_storm}"]["thresholds"]
+    failed["rate<0.001 over 10s"] = {"ok": False, "worst": 0.0042, "worst_start_s": 60, "window_s": 10}
+    page = render_report(summary, storm.timeline, storm.config, storm.verdict)
+    assert (
+        "<td>http_req_failed{scenario:agent_storm}: rate&lt;0.001 over 10s</td><td>0.42 %</td>"
+        '<td>60 s to 70 s</td><td class="tone-fail">FAIL</td>'
+    ) in page
+    marks = latency_marks(summary_thresholds(summary))
+    latency = summary["metrics"]["http_req_duration{scenario:agent_storm}"]["thresholds"][
+        "p(95)<500 over 30s"
+    ]
+    assert [w["label"] for w in marks["windows"]] == [
+        f"p(95)<500 over 30s {{scenario:agent_storm}}: worst {format_figure(latency['worst'], 'ms')}"
+    ]
+    assert sorted(line["value"] for line in marks["lines"]) == [500, 1000]

@@ -15,9 +15,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from certctl_load.k6.thresholds import ThresholdResult
+from certctl_load.k6.thresholds import ThresholdResult, parse_expression, parse_metric_key
 from certctl_load.model.config import RunConfig
-from certctl_load.reporting.charts import asset, charts_json, latency_marks, summary_thresholds
+from certctl_load.reporting.charts import (
+    WINDOW_SEPARATOR,
+    asset,
+    charts_json,
+    latency_marks,
+    summary_thresholds,
+)
 from certctl_load.reporting.figures import format_duration, format_figure, units_json
 from certctl_load.reporting.files import write_atomically
 from certctl_load.reporting.verdict_table import (
@@ -25,6 +31,7 @@ from certctl_load.reporting.verdict_table import (
     VerdictWord,
     conclusion,
     measured_figure,
+    measured_unit,
     verdict_rows,
     verdict_word,
 )
@@ -172,9 +179,9 @@ def _window_rows(summary: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
             continue
         start = entry.get("worst_start_s")
         where = "no window" if start is None else f"{start} s to {start + entry['window_s']} s"
-        worst = entry.get("worst")
-        measured = format_figure(worst, "ms") if metric_key.startswith("http_req_duration") else f"{worst}"
-        rows.append((f"{metric_key}: {key}", measured, where, "PASS" if entry.get("ok") else "FAIL"))
+        method = parse_expression(key.partition(WINDOW_SEPARATOR)[0]).method
+        worst = format_figure(entry.get("worst"), measured_unit(parse_metric_key(metric_key)[0], method))
+        rows.append((f"{metric_key}: {key}", worst, where, "PASS" if entry.get("ok") else "FAIL"))
     return rows
 
 

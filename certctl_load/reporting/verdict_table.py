@@ -76,21 +76,25 @@ def format_measured(result: ThresholdResult) -> str:
     return f"{value:.6g}"
 
 
+def measured_unit(metric: str, method: str) -> str:
+    """The unit (``figures.UNITS``) a threshold's value reads in: ms for time trends, % for rates,
+    /s for a counter's rate, a count for its count."""
+    definition = METRICS[metric]
+    if definition.type == "trend":
+        return "ms" if definition.contains == "time" else "number"
+    if definition.type == "rate":
+        return "percent"
+    if definition.type == "counter":
+        return "rate" if method == "rate" else "count"
+    return "number"
+
+
 def measured_figure(result: ThresholdResult) -> str:
     """The measured value for people (the report, the web UI): ``1.16 ms``, ``0.05 %``, ``166.67 /s``."""
     if result.value is None:
         return "no samples"
     threshold = result.threshold
-    definition = METRICS[threshold.metric]
-    if definition.type == "trend":
-        unit = "ms" if definition.contains == "time" else "number"
-    elif definition.type == "rate":
-        unit = "percent"
-    elif definition.type == "counter":
-        unit = "rate" if threshold.expression.method == "rate" else "count"
-    else:
-        unit = "number"
-    return format_figure(result.value, unit)
+    return format_figure(result.value, measured_unit(threshold.metric, threshold.expression.method))
 
 
 def verdict_rows(
