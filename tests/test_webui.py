@@ -28,9 +28,10 @@ from flask.testing import FlaskClient
 from helpers import free_port, poll_until, read_request_log
 from locust.argument_parser import get_empty_argument_parser
 from locust.event import EventHook
-from playwright.sync_api import Page, Response
+from playwright.sync_api import Page, Response, Route
 from storm import LOCUSTFILE, ROOT, beats_by_agent, heartbeats
 from target_process import running_target
+from timelines import SECONDS, storm_requests, timeline_of
 from werkzeug.test import TestResponse
 
 from certctl_load import exitcodes
@@ -327,6 +328,61 @@ def test_the_token_reaches_no_route_and_no_page_argument(tab):
     bodies.append(json.dumps(tab.web_ui.template_args))
     assert [body for body in bodies if TOKEN in body] == []
     assert tab.source.config.token == TOKEN
+
+
+# The live charts in Chromium, served by the tab's routes on the bare Flask app ---------------------
+
+CHARTS_ORIGIN = "http://certctl.invalid"
+
+
+@pytest.mark.e2e
+def test_the_live_charts_append_each_polled_second_and_start_afresh_for_a_new_run(tab, tmp_path):
+    """The page and every poll are answered by install_web_ui's routes (Flask's test client as the
+    transport, nothing leaves the browser); the run's rows arrive in two parts, as a run's do."""
+    rows = timeline_of(storm_requests())["rows"]
+    storm = tab.new_storm()
+    polled: list[str] = []
+    errors: list[str] = []
+
+    def serve(route: Route) -> None:
+        parts = urlsplit(route.request.url)
+        polled.append(parts.query)
+        answer = tab.get(f"{parts.path}?{parts.query}")
+        route.fulfill(status=answer.status_code, content_type=answer.content_type, body=answer.data)
+
+    def points(page: Page) -> set[int]:
+        return set(page.evaluate("Object.values(window.certctlCharts.plots).map(p => p.data[0].length)"))
+
+    with chromium_context(tmp_path / "profile", lambda url: False) as context:
+        page = context.new_page()
+        page.route(f"{CHARTS_ORIGIN}/**", serve)
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{CHARTS_ORIGIN}/certctl/charts")
+        page.wait_for_function("window.certctlPolls > 0")
+        assert points(page) == {0}
+        assert verdict_on(page) == ("running", "running")
+
+        tab.source.rows.extend(rows[:30])
+        poll_until(lambda: points(page) == {30}, 10, 0.1, "the first 30 s on every chart")
+        tab.source.rows.extend(rows[30:])
+        poll_until(lambda: points(page) == {SECONDS}, 10, 0.1, "all 90 s on every chart")
+        assert "since=30" in polled  # it asked only for the seconds it had not drawn
+        labels = page.evaluate("window.certctlCharts.plots.failures.series.slice(1).map(s => s.label)")
+        assert labels == ["all kinds", "503", "ECONNRESET"]
+        marks = page.locator("#certctl-marks li").all_inner_texts()
+        assert "limit p(95)<500 {scenario:agent_storm}: 500.00 ms" in marks
+
+        finish(storm, exitcodes.THRESHOLDS_CROSSED)
+        page.wait_for_function("document.getElementById('certctl-verdict').textContent === 'fail'")
+        assert verdict_on(page) == ("fail", "fail")
+        assert points(page) == {SECONDS}
+
+        tab.source.rows.clear()
+        tab.new_storm()
+        page.wait_for_function("document.getElementById('certctl-verdict').textContent === 'running'")
+        assert points(page) == {0}
+    assert errors == []
 
 
 # A storm run from the browser ---------------------------------------------------------------------
