@@ -125,6 +125,12 @@ class Harness:
             return None
         return self.run.fleet_health(self.coordinator.worker_health() if self.coordinator else {})
 
+    def timeline_rows(self, since: int) -> list[dict[str, Any]]:
+        """The current run's per-second rows with ``t >= since``, oldest first (the web UI's live
+        charts poll them). The run keeps no per-second figures yet: until it does, [] (the
+        timeline's ``rows_since(since)`` goes here)."""
+        return []
+
     @property
     def is_worker(self) -> bool:
         return isinstance(self.runner, WorkerRunner)
