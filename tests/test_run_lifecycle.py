@@ -23,6 +23,7 @@ from certctl_load.model.config import RunConfig, resolve_config
 from certctl_load.plugin.harness import Harness
 from certctl_load.plugin.shape import StormShape
 from certctl_load.plugin.user import CertctlAgent
+from certctl_load.runtime.call_loop import agent_loops, schedule_loops
 from certctl_load.runtime.connect_phase import ConnectPhase
 from certctl_load.runtime.coordinator import (
     FINAL,
@@ -36,6 +37,7 @@ from certctl_load.runtime.coordinator import (
     apply_start,
     deal_agents,
     hand_over_on_exit,
+    wait_until_drained,
     worker_report,
 )
 from certctl_load.runtime.generator import Health, judge_health
@@ -324,6 +326,35 @@ def test_a_stopping_workers_later_report_still_ends_its_samples_where_it_closed(
     # Its agents' slots lie 0.2, 0.6, 1.0, 1.4 and 1.8 s into each 2 s interval: between the close
     # at 2.1 s and the takeover at 3.2 s, those at 2.2, 2.6 and 3.0 s were not sent.
     assert coordinator.lost_beats() == {"heartbeat": 3}
+
+
+def dropped(run: Run) -> float:
+    return run.store.counter("dropped_iterations", {}).count
+
+
+def test_an_agent_woken_after_the_close_drops_its_slot_due_before_it_and_sends_nothing_more(run, clock):
+    run.start_schedule(T0, [AgentGrant(i) for i in range(10)])
+    assert run.step is not None
+    [loop] = agent_loops(run, 3)
+    schedule_loops([loop], run.step, 3, 0.0)  # agent 3 of 10 beats 0.6 s into each 2 s interval
+    loop.next_slot = 1
+    clock.now = T0 + 2.7
+    run.close()
+    clock.now = T0 + 2.71  # its slot at 2.6 s was due before the close; it wakes only now
+    loop.beat()  # no request: the loop's connection was never opened
+    assert dropped(run) == 1
+    assert loop.seconds_to_next(clock.now) is None  # no slot left: it waits, it does not spin
+    clock.now = T0 + 4.7
+    loop.beat()
+    assert dropped(run) == 1  # the slot at 4.6 s, after the close, is not this worker's
+
+
+def test_the_drain_lets_the_agents_already_due_run_first_even_with_nothing_in_flight(run):
+    due: list[str] = []
+    gevent.spawn_later(0, due.append, "woke")  # an agent whose slot has come, not yet woken
+    run.close()
+    wait_until_drained(run, 5.0)
+    assert due == ["woke"]
 
 
 HEALTHY = judge_health(

@@ -332,10 +332,13 @@ def apply_grant(run: Run, grant: dict[str, Any]) -> None:
 
 
 def wait_until_drained(run: Run, timeout_s: float) -> None:
-    """Wait (cooperatively) until no request is in flight, or ``timeout_s`` passed."""
+    """Wait (cooperatively) until no request is in flight, or ``timeout_s`` passed; at least one
+    poll, so that agents already due when the run closed wake first and account for their slots."""
     deadline = run.clock() + timeout_s
-    while run.inflight and run.clock() < deadline:
+    while True:
         gevent.sleep(0.01)
+        if not run.inflight or run.clock() >= deadline:
+            return
 
 
 def send_final_when_drained(run: Run, send: Send) -> None:
