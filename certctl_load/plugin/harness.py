@@ -347,7 +347,7 @@ class Harness:
         run = self.run
         if self.is_worker or run is None or run.outcome is not None:
             return
-        run.closing = True
+        run.close()
         wait_until_drained(run, 5.0)
         run.drained()
 
