@@ -17,6 +17,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
+from certctl_load.target.capacity import CapacityQueue
 from certctl_load.target.faults import EvenSpread, HeartbeatTiming, sleep_until
 from certctl_load.target.metadata import parse_metadata
 from certctl_load.target.ratelimit import RateLimiter
@@ -103,7 +104,8 @@ class CertctlApp:
 
     ``timing`` sets each heartbeat's duration; ``errors`` picks the heartbeats that answer
     certctl's 500 without touching the store. Both count, in arrival order, the heartbeats that
-    reach the handler (past the rate limiter, authentication and the method check).
+    reach the handler (past the rate limiter, authentication and the method check). ``capacity``
+    serves heartbeats one at a time at its rate, first in first out (the ``--capacity`` model).
     """
 
     def __init__(
@@ -114,8 +116,10 @@ class CertctlApp:
         limiter: RateLimiter | None = None,
         timing: HeartbeatTiming | None = None,
         errors: EvenSpread | None = None,
+        capacity: CapacityQueue | None = None,
     ) -> None:
         self._store = store
+        self._capacity = capacity
         self._keys = keys
         self._limiter = limiter
         self._timing = timing or HeartbeatTiming()
@@ -163,6 +167,8 @@ class CertctlApp:
         return self._get_agent(agent, request_id)
 
     def _heartbeat(self, request: Request, agent: str, request_id: str) -> Response:
+        if self._capacity is not None and not self._capacity.wait(request.started, request.client_gone):
+            return _plain(503, "client gone")  # dropped from the queue: nobody reads this
         deadline = request.started + self._timing.next_duration()
         if self._errors is not None and self._errors.pick():
             outcome = HeartbeatOutcome.ERROR

@@ -28,6 +28,7 @@ from certctl_load.model.fleet import DEFAULT_ID_PREFIX, DEFAULT_TOKEN
 from certctl_load.model.values import for_argparse, fraction, real_number, whole_number
 from certctl_load.target import tls
 from certctl_load.target.app import ApiKeys, CertctlApp
+from certctl_load.target.capacity import CapacityQueue
 from certctl_load.target.faults import EvenSpread, HeartbeatTiming, StallWindow
 from certctl_load.target.ratelimit import RateLimiter
 from certctl_load.target.request_log import RequestLog
@@ -130,6 +131,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive,
         metavar="RPS",
         help="emulate certctl's rate limiter: RPS per client IP (default off)",
+    )
+    timing.add_argument(
+        "--capacity",
+        type=_positive,
+        metavar="R",
+        help="serve heartbeats one at a time, R per second at most, first in first out with no "
+        "burst: heartbeat n is answered at max(its arrival, the previous one's answer) + 1/R, so past "
+        "R per second latency grows without bound (a server bound by its database; unlike "
+        "--rate-limit, nothing is refused)",
     )
     timing.add_argument(
         "--rate-burst", type=int, metavar="B", help=f"its burst (default {DEFAULT_RATE_BURST})"
@@ -259,6 +269,7 @@ def run(args: argparse.Namespace) -> int:
             else None,
             timing=HeartbeatTiming(args.latency_ms / 1000.0, slow, (args.slow_ms or 0.0) / 1000.0),
             errors=EvenSpread(args.error_fraction) if args.error_fraction else None,
+            capacity=CapacityQueue(args.capacity) if args.capacity else None,
         )
         request_log = RequestLog(args.request_log) if args.request_log else None
         server = HttpServer(

@@ -11,13 +11,14 @@ response is written.
 
 from __future__ import annotations
 
+import select
 import socket
 import time
 from collections.abc import Callable
 from http import HTTPStatus
 
 import gevent
-from gevent import ssl
+from gevent import monkey, ssl
 from gevent.greenlet import Greenlet
 from gevent.server import StreamServer
 
@@ -35,6 +36,8 @@ HANDSHAKE_TIMEOUT_S = 10.0
 BACKLOG = 4096
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_poll = monkey.get_original("select", "poll")  # the kernel's, asked without waiting
+_GONE = select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL
 
 
 class _Closed(Exception):
@@ -50,6 +53,15 @@ class _Connection:
         self.sock = sock
         self.client = client
         self.buffer = bytearray()
+
+    def client_gone(self) -> bool:
+        """Whether the client has closed its side of the connection (or it broke), asked now."""
+        try:
+            poller = _poll()
+            poller.register(self.sock.fileno(), select.POLLRDHUP)
+            return any(events & _GONE for _, events in poller.poll(0))
+        except (OSError, ValueError):
+            return True
 
     def wait_for_request(self, idle_timeout_s: float) -> float | None:
         """Epoch time at which the next request's first bytes were read; None when the client
@@ -268,7 +280,7 @@ class HttpServer:
         except BadRequest as error:
             self._respond(connection, head, _error_response(error), arrived, started, keep_alive=False)
             return False
-        response = self._app(Request(head, body, connection.client, arrived, started))
+        response = self._app(Request(head, body, connection.client, arrived, started, connection.client_gone))
         keep_alive = head.keep_alive and not self._stopping
         self._respond(connection, head, response, arrived, started, keep_alive=keep_alive)
         self._busy.discard(greenlet)

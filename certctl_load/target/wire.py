@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
@@ -50,6 +51,7 @@ class Request:
     client: tuple[str, int]
     arrived: float  # epoch seconds, when the request's first bytes were read
     started: float  # time.perf_counter() when the head was parsed
+    client_gone: Callable[[], bool] = field(default=lambda: False)  # the client has closed its side
 
     @property
     def method(self) -> str:
