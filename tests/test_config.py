@@ -195,3 +195,13 @@ def test_source_addresses_are_ip_addresses():
 def test_blank_options_from_the_web_form_count_as_not_given():
     config = resolve_config(options(fleet_size="", heartbeat_interval=" "), {}, None)
     assert (config.fleet_size, config.heartbeat_interval_s) == (5000, 30.0)
+
+
+def test_warmup_is_a_k6_duration_shorter_than_the_run_time():
+    assert resolve_config(options(run_time="30s", warmup="10s"), {}, None).warmup_s == 10.0
+    assert resolve_config(options(run_time="30s"), {}, None).warmup_s == 0.0
+    bad_values = [("30s", "leaves nothing to judge"), ("-1s", "must not be negative"), ("ten", "is not a")]
+    for bad, why in bad_values:
+        with pytest.raises(ConfigError, match=why) as raised:
+            resolve_config(options(run_time="30s", warmup=bad), {}, None)
+        assert repr(bad) in str(raised.value)

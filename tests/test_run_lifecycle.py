@@ -374,7 +374,7 @@ def test_late_beats_saturate_from_five_and_over_one_percent(late: int, beats: in
 def worker_report_at(now: float, errors: int = 0, health: Health = HEALTHY) -> dict[str, Any]:
     return {
         "taken_at": now, "delta": {}, "running": 5, "waiting": 0, "errors": errors, "last_response_at": now,
-        "health": health.to_json(),
+        "health": health.to_json(), "hold": [0, 0],
     }  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from certctl_load.model.calls import HEARTBEAT, CallSpec, heartbeat_interval, of
 from certctl_load.model.endpoint import Endpoint, parse_endpoint
 from certctl_load.model.fleet import DEFAULT_TOKEN
 from certctl_load.model.scenario import Scenario, default_scenario_path, load_scenario
-from certctl_load.model.values import positive_duration, real_number, whole_number
+from certctl_load.model.values import non_negative_duration, positive_duration, real_number, whole_number
 
 DEFAULT_HOST = "https://certctl-server:8443"
 REQUEST_TRACE_ENV = "CERTCTL_LOAD_REQUEST_TRACE"  # bench-only, see runtime.request_trace
@@ -56,6 +56,8 @@ class RunConfig:
     source_addresses: tuple[str, ...] = ()
     request_trace: Path | None = None  # bench-only: CERTCTL_LOAD_REQUEST_TRACE
     out: JsonOutput | None = None  # --out json=FILE: k6's JSON output of every sample
+    # --warmup: the schedule's first seconds, whose beats are not judged (0: none)
+    warmup_s: float = 0.0
 
     @property
     def heartbeat_interval_s(self) -> float:
@@ -135,6 +137,16 @@ def resolve_config(options: Any, environ: Mapping[str, str], host: str | None) -
     if _given(run_time):  # Locust's --run-time (seconds), or the text of a value it cannot take
         duration = positive_duration(run_time, "--run-time")
 
+    warmup = 0.0
+    raw_warmup = getattr(options, "warmup", None)
+    if _given(raw_warmup):
+        warmup = non_negative_duration(raw_warmup, "--warmup")
+        if warmup >= duration:
+            raise ConfigError(
+                f"--warmup={raw_warmup!r} leaves nothing to judge: it must be shorter than the run time "
+                f"({duration:g}s)"
+            )
+
     chosen_host = host or environ.get("CERTCTL_BASE") or DEFAULT_HOST
     endpoint = parse_endpoint(chosen_host)
 
@@ -166,6 +178,7 @@ def resolve_config(options: Any, environ: Mapping[str, str], host: str | None) -
         source_addresses=_source_addresses(getattr(options, "source_addresses", None)),
         request_trace=Path(environ[REQUEST_TRACE_ENV]) if environ.get(REQUEST_TRACE_ENV) else None,
         out=_json_output(getattr(options, "out", None), environ),
+        warmup_s=warmup,
     )
 
 

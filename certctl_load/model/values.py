@@ -73,6 +73,17 @@ def positive_duration(value: object, where: str = "") -> float:
     return seconds
 
 
+def non_negative_duration(value: object, where: str = "") -> float:
+    """Seconds in a k6 duration or a plain number; 0 or more."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ConfigError(f"{_named(where, value)} is not a duration (such as 30s, 5m or 6)")
+    try:
+        return parse_duration_seconds(value)
+    except ConfigError as error:
+        reason = "must not be negative" if "negative" in str(error) else "is not a duration (such as 30s)"
+        raise ConfigError(f"{_named(where, value)} {reason}") from None
+
+
 def for_argparse(check: Callable[[str], T]) -> Callable[[str], T]:
     """``check`` as an argparse ``type``: its ConfigError becomes argparse's usage error."""
 

@@ -34,6 +34,15 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "else the scenario's)",
     )
     group.add_argument(
+        "--warmup",
+        metavar="DURATION",
+        env_var="LOCUST_WARMUP",
+        default=None,
+        help="The first DURATION of the schedule warms up and is not judged: beats due before "
+        "t0 + DURATION count nowhere in the summary, which reports the hold's sent and completed "
+        "requests (default 0: every beat is judged)",
+    )
+    group.add_argument(
         "--results-dir",
         metavar="DIR",
         env_var="LOCUST_RESULTS_DIR",

@@ -32,18 +32,31 @@ def call_request(run: Run, call: CallSpec, agent_number: int) -> bytes:
 class CallLoop:
     """One call of one agent: its schedule, its connection, its drop and lateness accounting."""
 
-    __slots__ = ("run", "recorder", "schedule", "request", "next_slot", "connection", "agent")
+    __slots__ = (
+        "run", "recorder", "warmup_recorder", "schedule", "request", "next_slot", "connection", "agent",
+        "hold_slot", "hold_from",
+    )  # fmt: skip
 
     def __init__(
-        self, run: Run, recorder: Recorder, request: bytes, agent: int, source_address: str | None = None
+        self,
+        run: Run,
+        recorder: Recorder,
+        request: bytes,
+        agent: int,
+        source_address: str | None = None,
+        warmup_recorder: Recorder | None = None,
     ) -> None:
+        """``warmup_recorder``: where the beats due in the warm-up go (default: ``recorder``)."""
         config = run.config
         self.run = run
         self.agent = agent
         self.recorder = recorder
+        self.warmup_recorder = warmup_recorder or recorder
         self.schedule = _NOT_SCHEDULED
         self.request = request
         self.next_slot = 0
+        self.hold_slot = 0  # the first slot judged (the earlier ones warm up)
+        self.hold_from = 0.0  # when the hold begins: requests sent and completed from then are counted
         self.connection = Connection(
             config.endpoint,
             ssl_context=run.ssl_context,
@@ -52,10 +65,19 @@ class CallLoop:
             source_address=source_address,
         )
 
-    def schedule_on(self, schedule: AgentSchedule, resume_at: float) -> None:
-        """Beat on ``schedule`` from its first slot at or after ``resume_at``."""
+    def schedule_on(self, schedule: AgentSchedule, resume_at: float, hold_from: float = 0.0) -> None:
+        """Beat on ``schedule`` from its first slot at or after ``resume_at``; slots before
+        ``hold_from`` warm up and are recorded apart."""
         self.schedule = schedule
         self.next_slot = schedule.first_at_or_after(resume_at)
+        self.hold_slot = schedule.first_at_or_after(hold_from)
+        self.hold_from = hold_from
+
+    def _dropped(self, first: int, stop: int) -> None:
+        """Slots ``first`` to ``stop`` (exclusive) were dropped: each counts where its slot lies."""
+        judged = max(0, stop - max(first, self.hold_slot))
+        self.recorder.dropped(judged)
+        self.warmup_recorder.dropped(max(0, stop - first) - judged)
 
     def seconds_to_next(self, now: float) -> float | None:
         """How long until the next slot; None once the run has no slot left for this call."""
@@ -71,7 +93,7 @@ class CallLoop:
             self.stop(run.closed_at)
             return
         wake = on_wake(schedule, self.next_slot, run.clock())
-        self.recorder.dropped(wake.dropped)
+        self._dropped(self.next_slot, self.next_slot + wake.dropped)
         if wake.slot >= schedule.slot_count():
             self.next_slot = wake.slot
             return
@@ -83,7 +105,13 @@ class CallLoop:
             run.inflight -= 1
         finished = run.clock()
         run.last_response_at = max(run.last_response_at, finished)
-        self.recorder.record(exchange, late=wake.late, at=finished, agent=self.agent)
+        recorder = self.recorder if wake.slot >= self.hold_slot else self.warmup_recorder
+        recorder.record(exchange, late=wake.late, at=finished, agent=self.agent)
+        hold_from, end = self.hold_from, schedule.end
+        if hold_from <= sent_at < end:
+            run.hold_sent += 1
+        if hold_from <= finished < end:
+            run.hold_completed += 1
         if run.trace is not None:
             slot_at = schedule.slot_time(wake.slot)
             run.trace.write(self.agent, slot_at, sent_at, finished, exchange.duration_s, exchange.status)
@@ -92,13 +120,14 @@ class CallLoop:
             self.stop(run.closed_at)
             return
         self.next_slot, dropped = after_response(schedule, wake.slot, finished)
-        self.recorder.dropped(dropped)
+        self._dropped(wake.slot + 1, wake.slot + 1 + dropped)
 
     def stop(self, closed_at: float) -> None:
         """The run closed at ``closed_at``: the slots before it this agent did not send are its
         drops (woken late, or in flight across one); later ones are not its own (a stopping
         worker's master counts them), and the loop has no slot left."""
-        self.recorder.dropped(slots_before(self.schedule, self.next_slot, closed_at))
+        first = self.next_slot
+        self._dropped(first, first + slots_before(self.schedule, first, closed_at))
         self.next_slot = self.schedule.slot_count()
 
     def run_forever(self) -> None:
@@ -116,7 +145,14 @@ def agent_loops(run: Run, index: int) -> list[CallLoop]:
     sources = run.config.source_addresses
     source = sources[index % len(sources)] if sources else None
     return [
-        CallLoop(run, run.recorders[call.name], call_request(run, call, index + 1), index, source)
+        CallLoop(
+            run,
+            run.recorders[call.name],
+            call_request(run, call, index + 1),
+            index,
+            source,
+            run.warmup_recorders.get(call.name),
+        )
         for call in shape.calls
     ]
 
@@ -125,4 +161,4 @@ def schedule_loops(loops: Sequence[CallLoop], step: Step, index: int, resume_at:
     """Put agent ``index``'s loops on the step's absolute schedule, from ``resume_at``."""
     schedules = call_schedules(index, step.fleet_size, step.calls, step.t0, step.duration_s)
     for loop, schedule in zip(loops, schedules, strict=True):
-        loop.schedule_on(schedule, resume_at)
+        loop.schedule_on(schedule, resume_at, step.hold_from)

@@ -95,6 +95,7 @@ class _WorkerState:
     lost: bool = False
     name: str = ""  # "worker <index> (<host>)"
     health: Health | None = None
+    hold: tuple[int, int] = (0, 0)  # requests sent and completed in the hold, so far
     # agent index -> from when another user may take it over (set when the worker is lost)
     resume_at: dict[int, float] = field(default_factory=dict)
 
@@ -199,6 +200,10 @@ class Coordinator:
         state.errors = max(state.errors, data["errors"])
         state.health = Health.from_json(data["health"])
         run.last_response_at = max(run.last_response_at, data["last_response_at"])
+        sent, completed = data["hold"]
+        state.hold = (sent, completed)
+        run.hold_sent = sum(s.hold[0] for s in self.workers.values())
+        run.hold_completed = sum(s.hold[1] for s in self.workers.values())
         if final:
             state.final = True
         run.agents_running = sum(s.running for s in self.workers.values() if not s.lost)
@@ -303,6 +308,7 @@ def worker_report(run: Run) -> dict[str, Any]:
         "errors": run.harness_errors,
         "health": run.health().to_json(),
         "last_response_at": run.last_response_at,
+        "hold": [run.hold_sent, run.hold_completed],
     }
     if run.samples is not None:
         report["samples"] = run.samples.take()

@@ -64,6 +64,7 @@ class RunFacts:
     dropped: int
     # The per-second figures (timeline-<stem>.json's content) the report charts; None: no charts.
     timeline: Mapping[str, Any] | None = None
+    hold: Mapping[str, float] | None = None  # with --warmup: the hold's window and counts
 
 
 def exit_code_for(
@@ -171,6 +172,8 @@ def judge(facts: RunFacts) -> Outcome:
     failures = failure_breakdown(store, scenario.name)
     summary["failures"] = [{"kind": row.kind, "count": row.count, "hint": row.hint} for row in failures]
     summary["generator"] = generator_json(facts)
+    if facts.hold is not None:
+        summary["hold"] = dict(facts.hold)
     code = exit_code_for(
         results,
         requests,

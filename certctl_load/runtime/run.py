@@ -96,10 +96,17 @@ class Shape:
 
 @dataclass(frozen=True)
 class Step:
-    """One stretch of a run on one schedule: its shape from ``t0``."""
+    """One stretch of a run on one schedule: its shape from ``t0``, the first ``warmup_s`` of it
+    not judged."""
 
     t0: float
     shape: Shape
+    warmup_s: float = 0.0
+
+    @property
+    def hold_from(self) -> float:
+        """When the judged part (the hold) begins: slots before it warm up."""
+        return self.t0 + self.warmup_s
 
     @property
     def fleet_size(self) -> int:
@@ -160,6 +167,28 @@ class Run:
             )
             for call in config.calls
         }
+        # With --warmup, the beats due in the warm-up are recorded here, on a store nothing reads
+        # (Locust's own statistics still see them).
+        self.warmup_store = warmup_store = MetricStore()
+        self.warmup_recorders: Mapping[str, Recorder] = (
+            {
+                call.name: Recorder(
+                    warmup_store,
+                    request_event,
+                    scenario=config.scenario.name,
+                    name=call.name,
+                    method=call.method,
+                    check=call.check,
+                    clock=clock,
+                )
+                for call in config.calls
+            }
+            if config.warmup_s
+            else {}
+        )
+        # Requests sent, and responses completed, in the hold (from t0 + warmup to the schedule's end).
+        self.hold_sent = 0
+        self.hold_completed = 0
         self.ssl_context = build_ssl_context(config)
         self.trace = RequestTrace(config.request_trace) if config.request_trace else None
         self.watch_generator = watch_generator
@@ -251,7 +280,7 @@ class Run:
     def start_at(self, t0: float) -> None:
         """Fix the prepared step's t0; wakes every agent waiting for it (-> running)."""
         assert self.shape is not None, "prepare the step first"
-        step = Step(t0, self.shape)
+        step = Step(t0, self.shape, self.config.warmup_s)
         self.steps.append(step)
         self._scheduled.set()
         if self.watch_generator:
@@ -361,12 +390,16 @@ class Run:
         (a burst of 429/401/404 early on), or an abortOnFail threshold crossed (checked every 2 s)."""
         if self.refusal is not None:
             return self.refusal
-        t0 = self.t0
-        if t0 is None:
+        step = self.step
+        if step is None:
             return self.stop_reason  # the fleet could not connect
-        elapsed = now - t0
+        elapsed = now - step.t0
         scenario = self.config.scenario.name
-        self.stop_reason = self.stop_reason or early_stop_reason(self.store, scenario, elapsed)
+        # In the warm-up its own samples tell; in the hold, the hold's from its start.
+        store, since = (
+            (self.warmup_store, elapsed) if now < step.hold_from else (self.store, now - step.hold_from)
+        )
+        self.stop_reason = self.stop_reason or early_stop_reason(store, scenario, since)
         if self.stop_reason is None and self.abort_reason is None and elapsed >= self._next_abort_check:
             self._next_abort_check = elapsed + CHECK_EVERY_S
             self.abort_reason = abort_reason(self.config.scenario.thresholds, self.store, elapsed)
@@ -385,11 +418,12 @@ class Run:
         return self.inflight == 0 or now >= end + GRACEFUL_STOP_S
 
     def test_run_duration_s(self, now: float) -> float:
-        """From t0 to the later of the run's end and the last response (at least the duration)."""
+        """From the hold's start (t0, after any warm-up) to the later of the run's end and the last
+        response (at least the duration)."""
         step = self.step
         if step is None:
             return max(now - self.started_at, 0.0)
-        return max(step.duration_s, min(now, self.last_response_at) - step.t0)
+        return max(step.duration_s, min(now, self.last_response_at) - step.t0) - step.warmup_s
 
     # End -------------------------------------------------------------------------------------
 
@@ -514,4 +548,16 @@ class Run:
             generator_workers=dict(workers),
             connect=None if self.connect is None else self.connect.summary(),
             dropped=int(self.store.counter("dropped_iterations", {}).count),
+            hold=self.hold_figures(),
         )
+
+    def hold_figures(self) -> dict[str, float] | None:
+        """With --warmup, the summary's ``hold``: when it began after t0, how long it lasted, the
+        requests sent in it and the responses completed in it (None without a warm-up)."""
+        warmup = self.config.warmup_s
+        if not warmup:
+            return None
+        step = self.step
+        duration = (step.duration_s if step is not None else self.config.duration_s) - warmup
+        sent, completed = self.hold_sent, self.hold_completed
+        return {"from_s": warmup, "duration_s": duration, "sent": sent, "completed": completed}
