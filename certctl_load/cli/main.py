@@ -1,4 +1,4 @@
-"""The ``certctl-load`` command: reference target, demo storm, fleet seeding."""
+"""The ``certctl-load`` command: reference target, demo storm, fleet seeding, capacity search."""
 
 from gevent import monkey
 
@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "target": "certctl_load.target.cli",
     "seed": "certctl_load.cli.seed",
     "unseed": "certctl_load.cli.unseed",
+    "capacity": "certctl_load.cli.capacity",
 }
 
 

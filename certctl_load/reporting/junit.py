@@ -23,7 +23,8 @@ def junit_path(results_dir: Path, scenario: Scenario) -> Path:
     return results_dir / f"junit-{scenario.file_stem}.xml"
 
 
-def _text(value: str) -> str:
+def xml_text(value: str) -> str:
+    """``value`` with the characters XML cannot carry replaced by U+FFFD."""
     return _NOT_XML.sub("\ufffd", value)
 
 
@@ -60,16 +61,16 @@ def render_junit(
     counts = {"tests": str(len(cases)), "failures": str(failures), "errors": str(errors), "skipped": "0"}
     time_text = f"{duration_s:.3f}"
     root = ET.Element("testsuites", {"name": "certctl-load", **counts, "time": time_text})
-    suite = ET.SubElement(root, "testsuite", {"name": _text(suite_name), **counts, "time": time_text})
+    suite = ET.SubElement(root, "testsuite", {"name": xml_text(suite_name), **counts, "time": time_text})
     for name, measured, failure in cases:
-        case = ET.SubElement(suite, "testcase", {"classname": _text(classname), "name": _text(name)})
+        case = ET.SubElement(suite, "testcase", {"classname": xml_text(classname), "name": xml_text(name)})
         if failure is not None and inconclusive:
-            element = ET.SubElement(case, "error", {"message": _text(failure), "type": "inconclusive"})
-            element.text = _text(f"{name}: {failure}; {inconclusive}")
+            element = ET.SubElement(case, "error", {"message": xml_text(failure), "type": "inconclusive"})
+            element.text = xml_text(f"{name}: {failure}; {inconclusive}")
         elif failure is not None:
-            element = ET.SubElement(case, "failure", {"message": _text(failure), "type": "threshold"})
-            element.text = _text(f"{name}: {failure}")
-        ET.SubElement(case, "system-out").text = _text(measured)
+            element = ET.SubElement(case, "failure", {"message": xml_text(failure), "type": "threshold"})
+            element.text = xml_text(f"{name}: {failure}")
+        ET.SubElement(case, "system-out").text = xml_text(measured)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
