@@ -130,13 +130,13 @@ def test_a_step_fails_on_a_threshold_a_dropped_beat_or_a_server_that_did_not_kee
     assert verdict().verdict is Verdict.PASS
     assert verdict(p99=1200).reasons == ("p(99)<1000 at 1,200 ms",)
     assert verdict(failed=0.005).reasons == ("http_req_failed rate<0.001 at 0.50%",)
-    assert verdict(dropped=1).reasons == ("1 beats dropped in the hold",)
+    assert verdict(dropped=1).reasons == ("dropped==0 at 1 beats dropped in the hold",)
     late = verdict(sent=1000, completed=985)
     assert (
         late.verdict is Verdict.FAIL and "985 of 1,000 requests sent in the hold completed" in late.reasons[0]
     )
     assert verdict(sent=1000, completed=990).verdict is Verdict.PASS
-    assert verdict(sent=0, completed=0).reasons == ("no heartbeat was sent in the hold",)
+    assert verdict(sent=0, completed=0).reasons == ("sent>0 at no request sent in the hold",)
 
 
 def test_a_saturated_generator_makes_a_failing_step_inconclusive_never_the_server_s_failure():

@@ -15,7 +15,9 @@ from certctl_load import exitcodes
 
 MIN_COMPLETED_FRACTION = 0.99
 REMEDY = "add processes (--processes N) or workers (--master and --worker)"
-_JUDGED = (exitcodes.OK, exitcodes.THRESHOLDS_CROSSED, exitcodes.INCONCLUSIVE)  # a storm that ran its course
+# The exit codes of a storm that ran its course, judged from its summary.
+JUDGED_CODES = (exitcodes.OK, exitcodes.THRESHOLDS_CROSSED, exitcodes.INCONCLUSIVE)
+_SCENARIO_TAG = re.compile(r"(?<=[{,])scenario:[^,}]*,?")
 _METHOD = re.compile(r"\s*([a-z]+(?:\(\s*[\d.]+\s*\))?)")
 
 
@@ -131,33 +133,41 @@ def format_measured(metric: Mapping[str, Any], method: str) -> str:
     return f"{value:,.6g}"
 
 
+def _shown_key(key: str) -> str:
+    """How a threshold's metric is named in a reason: ``http_req_duration`` not at all, the
+    scenario tag (one scenario per storm) left out: ``http_req_failed``,
+    ``http_req_duration{name:work_poll}``."""
+    key = _SCENARIO_TAG.sub("", key).replace(",}", "}").replace("{}", "")
+    return "" if key == "http_req_duration" else f"{key} "
+
+
 def crossed_thresholds(summary: Mapping[str, Any]) -> list[str]:
-    """Every crossed threshold with its measured value, such as ``p(95)<500 at 612 ms`` (the
-    metric key named too when it is not ``http_req_duration``)."""
+    """Every crossed threshold with its measured value, such as ``p(95)<500 at 612 ms``."""
     crossed = []
     for key, metric in summary.get("metrics", {}).items():
-        for expression, state in (metric.get("thresholds") or {}).items():
-            if state.get("ok", True):
+        for expression in sorted(metric.get("thresholds") or {}):
+            if metric["thresholds"][expression].get("ok", True):
                 continue
             match = _METHOD.match(expression)
             method = match.group(1).replace(" ", "") if match else ""
-            where = "" if key == "http_req_duration" else f"{key} "
-            crossed.append(f"{where}{expression.strip()} at {format_measured(metric, method)}")
+            measured = format_measured(metric, method)
+            crossed.append(f"{_shown_key(key)}{expression.strip()} at {measured}")
     return crossed
 
 
 def server_failures(summary: Mapping[str, Any], figures: StepFigures) -> list[str]:
-    """Why the server did not hold the step, by the search's rules (empty: it held)."""
+    """Why the server did not hold the step, by the search's rules (empty: it held), each worded
+    like a crossed threshold: what had to hold, and the measured value."""
     reasons = crossed_thresholds(summary)
     if figures.dropped:
-        reasons.append(f"{figures.dropped:,} beats dropped in the hold")
+        reasons.append(f"dropped==0 at {figures.dropped:,} beats dropped in the hold")
     fraction = figures.completed_fraction
     if fraction is None:
-        reasons.append("no heartbeat was sent in the hold")
+        reasons.append("sent>0 at no request sent in the hold")
     elif fraction < MIN_COMPLETED_FRACTION:
         reasons.append(
-            f"the server did not keep up: {figures.completed:,} of {figures.sent:,} requests sent in "
-            f"the hold completed in it ({fraction:.1%} < {MIN_COMPLETED_FRACTION:.0%})"
+            f"completed>={MIN_COMPLETED_FRACTION:.0%} of sent at {fraction:.1%} (the server did not keep up: "
+            f"{figures.completed:,} of {figures.sent:,} requests sent in the hold completed in it)"
         )
     return reasons
 

@@ -23,11 +23,12 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
+from certctl_load import exitcodes
 from certctl_load.capacity.junit import render_capacity_junit
 from certctl_load.capacity.options import SearchOptions, search_options
 from certctl_load.capacity.result import SearchResult, search_result, step_line
 from certctl_load.capacity.search import next_fleet
-from certctl_load.capacity.step import StepResult, judge_step
+from certctl_load.capacity.step import JUDGED_CODES, StepResult, judge_step
 from certctl_load.model.config import RunConfig, resolve_config
 from certctl_load.model.values import whole_number
 from certctl_load.reporting.files import ensure_writable_dir, write_atomically
@@ -220,6 +221,8 @@ class Search:
                 self.child.send_signal(signal.SIGTERM)
             code = self.child.wait()
         self.child = None
+        if self.interrupted and code not in JUDGED_CODES:  # stopped by the signal, with or without summaries
+            code = exitcodes.INTERRUPTED
         summary_path = where / f"summary-{self.stem}.json"
         summary = _read_summary(summary_path)
         rate = fleet / self.config.heartbeat_interval_s
