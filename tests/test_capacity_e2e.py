@@ -135,3 +135,15 @@ def test_sigterm_stops_the_search_with_the_steps_so_far_written(tmp_path):
     assert found["interrupted"] is True and found["exit_code"] == exitcodes.INTERRUPTED
     assert found["steps"][0]["verdict"] == "pass" and found["steps"][-1]["verdict"] == "interrupted"
     assert found["line"].startswith("capacity: interrupted after 1 judged steps") and found["line"] in stdout
+
+
+def test_a_distributed_step_runs_one_global_schedule_over_locust_s_workers(tmp_path):
+    results = tmp_path / "results"
+    with running_target("--fleet-size", "100", "--token", SECRET) as target:
+        done = search(target.url, results, "--start-fleet", "100", "--max-fleet", "100", "--processes", "2")
+    assert done.returncode == exitcodes.OK, done.stdout + done.stderr[-3000:]
+    [step] = result_of(results)["steps"]
+    assert step["verdict"] == "pass" and step["sent"] == step["completed"] == 200  # 100 agents, 2 s of hold
+    summary = json.loads((Path(step["results_dir"]) / "summary-agent-storm.json").read_text())
+    assert len(summary["generator"]["workers"]) == 2
+    assert summary["metrics"]["http_reqs"]["values"]["count"] == 200
