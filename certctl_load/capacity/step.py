@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from certctl_load import exitcodes
+from certctl_load.runtime.generator import REMEDY
 
 MIN_COMPLETED_FRACTION = 0.99
-REMEDY = "add processes (--processes N) or workers (--master and --worker)"
 # The exit codes of a storm that ran its course, judged from its summary.
 JUDGED_CODES = (exitcodes.OK, exitcodes.THRESHOLDS_CROSSED, exitcodes.INCONCLUSIVE)
 _SCENARIO_TAG = re.compile(r"(?<=[{,])scenario:[^,}]*,?")

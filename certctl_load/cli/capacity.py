@@ -26,7 +26,7 @@ from gevent.event import Event
 from certctl_load import exitcodes
 from certctl_load.capacity.junit import render_capacity_junit
 from certctl_load.capacity.options import SearchOptions, search_options
-from certctl_load.capacity.result import SearchResult, search_result, step_line
+from certctl_load.capacity.result import SearchResult, search_over, search_result, step_line
 from certctl_load.capacity.search import next_fleet
 from certctl_load.capacity.step import JUDGED_CODES, StepResult, judge_step
 from certctl_load.model.config import RunConfig, resolve_config
@@ -101,7 +101,12 @@ def storm_config(args: argparse.Namespace, environ: dict[str, str]) -> RunConfig
 
 
 def step_command(
-    args: argparse.Namespace, config: RunConfig, fleet: int, search: SearchOptions, where: Path
+    args: argparse.Namespace,
+    config: RunConfig,
+    fleet: int,
+    search: SearchOptions,
+    where: Path,
+    processes: int | None,
 ) -> list[str]:
     """The headless locust command of one step (no secret on it)."""
     command = [sys.executable, "-m", "locust", "-f", args.locustfile or str(LOCUSTFILE), "--headless"]
@@ -118,8 +123,8 @@ def step_command(
         command.append("--skip-preflight")
     if config.source_addresses:
         command += ["--source-addresses", ",".join(config.source_addresses)]
-    if args.processes:
-        command += ["--processes", str(whole_number(args.processes, "--processes"))]
+    if processes is not None:
+        command += ["--processes", str(processes)]
     return command
 
 
@@ -159,8 +164,7 @@ class Search:
             warmup=args.warmup,
             hold=args.hold,
         )
-        if args.processes:
-            whole_number(args.processes, "--processes")
+        self.processes = whole_number(args.processes, "--processes") if args.processes else None
         self.stem = self.config.scenario.file_stem
         self.results_dir = self.config.results_dir
         self.steps_dir = self.results_dir / f"capacity-{self.stem}"
@@ -184,12 +188,9 @@ class Search:
         ensure_writable_dir(self.results_dir)
         handlers = [gevent.signal_handler(n, self.on_signal, n) for n in (signal.SIGINT, signal.SIGTERM)]
         try:
-            while not self.interrupted:
-                fleet = next_fleet(self.options, [(s.fleet, s.passed) for s in self.steps if s.conclusive])
-                if self.steps and not self.steps[-1].conclusive:
-                    break
-                if fleet is None:
-                    break
+            while not self.interrupted and not search_over(self.options, self.steps):
+                fleet = next_fleet(self.options, [(s.fleet, s.passed) for s in self.steps])
+                assert fleet is not None
                 if self.steps:  # nothing in flight (the last storm has exited): one quiet interval
                     self.wake.wait(self.interval_s)
                     if self.interrupted:
@@ -211,7 +212,7 @@ class Search:
         where = self.steps_dir / f"step-{number:02d}-{fleet}"
         where.mkdir(parents=True, exist_ok=True)
         log = where / "locust.log"
-        command = step_command(self.args, self.config, fleet, self.options, where)
+        command = step_command(self.args, self.config, fleet, self.options, where, self.processes)
         with log.open("wb") as output:
             self.child = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, env=self.environ,
