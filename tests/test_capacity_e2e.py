@@ -107,6 +107,17 @@ def test_a_starved_generator_makes_the_search_inconclusive_naming_what_to_add(tm
     assert "add processes (--processes N) or workers" in line and line in done.stdout
 
 
+def test_a_target_not_ready_at_the_first_step_exits_2_with_its_line(tmp_path):
+    refused = search("http://127.0.0.1:1", tmp_path / "refused")  # nothing listens on port 1
+    assert refused.returncode == exitcodes.TARGET_NOT_READY, refused.stdout + refused.stderr[-3000:]
+    assert "capacity: the target is not ready: preflight: http://127.0.0.1:1 refused" in refused.stdout
+    with running_target("--fleet-size", "100", "--rate-limit", "5", "--token", SECRET) as target:
+        limited = search(target.url, tmp_path / "limited", "--start-fleet", "100")
+    assert limited.returncode == exitcodes.TARGET_NOT_READY, limited.stdout + limited.stderr[-3000:]
+    [step] = result_of(tmp_path / "limited")["steps"]
+    assert step["verdict"] == "not_ready" and "answered 429" in step["reasons"][0]
+
+
 def test_sigterm_stops_the_search_with_the_steps_so_far_written(tmp_path):
     results = tmp_path / "results"
     with running_target("--fleet-size", "800", "--token", SECRET) as target:

@@ -165,7 +165,8 @@ def test_a_target_not_ready_stops_the_first_step_and_fails_a_later_one():
     assert first.verdict is Verdict.NOT_READY
     options = search_options(interval_s=10)
     result = search_result(options, [first], heartbeat_interval_s=10)
-    assert result.exit_code == exitcodes.TARGET_NOT_READY and "answered 429" in result.line
+    assert result.exit_code == exitcodes.TARGET_NOT_READY
+    assert result.line == f"capacity: the target is not ready: {stopped['state']['stopReason']}"
     preflight = judge_step(
         1, 100, 10.0, exit_code=2, summary=None, first=True, message="preflight: /health ..."
     )

@@ -75,6 +75,11 @@ def _line(
     failing = next((s for s in steps if s.conclusive and not s.passed and s.fleet == known.failed), None)
     if found is Found.INCONCLUSIVE:
         last = steps[-1]
+        if last.verdict is Verdict.NOT_READY:
+            return f"capacity: the target is not ready: {_first_reason(last)}"
+        if last.verdict is Verdict.ERROR:
+            where = f"step {last.number} ({last.fleet:,} agents)"
+            return f"capacity: {where} could not run: {_first_reason(last)}"
         held = f"; the server held {known.passed:,} agents" if known.passed is not None else ""
         return f"capacity: inconclusive: {_first_reason(last)}{held}"
     if found is Found.START_FAILS:
