@@ -74,6 +74,8 @@ def test_options_default_from_the_interval_and_bad_values_name_themselves():
     assert (options.start_fleet, options.growth, options.tolerance, options.max_steps) == (100, 2.0, 0.05, 12)
     assert (options.warmup_s, options.hold_s) == (30, 60)
     assert search_options(interval_s=30, warmup="1m", hold="90s").hold_s == 90
+    odd = search_options(interval_s=2.5)  # a step runs whole seconds (Locust's --run-time): hold rounds up
+    assert (odd.warmup_s, odd.hold_s, odd.run_time_s) == (2.5, 5.5, 8)
     bad = [
         ({"growth": "1"}, "--growth='1' must be more than 1"),
         ({"growth": "x"}, "--growth='x' is not a number"),

@@ -26,3 +26,5 @@ def test_beats_due_in_the_warmup_are_sent_and_count_nowhere_in_the_summary(tmp_p
     hold = summary["hold"]
     assert hold["from_s"] == 2 and hold["duration_s"] == 2
     assert 38 <= hold["sent"] <= 40 and 38 <= hold["completed"] <= hold["sent"]  # the loose edges of the hold
+    line = f"warm-up: the first 2s were not judged; in the 2s hold {hold['sent']} requests were sent and "
+    assert line + f"{hold['completed']} completed" in run.text_summary()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from certctl_load.errors import ConfigError
@@ -32,6 +33,11 @@ class SearchOptions:
     hold_s: float
     interval_s: float  # the scenario's longest interval
 
+    @property
+    def run_time_s(self) -> int:
+        """A step's whole run time: warm-up and hold (whole seconds, as Locust's --run-time takes)."""
+        return round(self.warmup_s + self.hold_s)
+
 
 def search_options(
     *,
@@ -58,4 +64,6 @@ def search_options(
     steps = DEFAULT_MAX_STEPS if max_steps is None else whole_number(max_steps, "--max-steps")
     warmup_s = WARMUP_INTERVALS * interval_s if warmup is None else positive_duration(warmup, "--warmup")
     hold_s = HOLD_INTERVALS * interval_s if hold is None else positive_duration(hold, "--hold")
+    # A step's run time is warm-up + hold in whole seconds (Locust's --run-time): the hold takes the rest.
+    hold_s = math.ceil(warmup_s + hold_s - 1e-9) - warmup_s
     return SearchOptions(start, grow, cap, tol, steps, warmup_s, hold_s, interval_s)

@@ -111,7 +111,7 @@ def step_command(
     """The headless locust command of one step (no secret on it)."""
     command = [sys.executable, "-m", "locust", "-f", args.locustfile or str(LOCUSTFILE), "--headless"]
     command += ["--host", config.host, "--fleet-size", str(fleet), "--results-dir", str(where)]
-    command += ["--run-time", f"{search.warmup_s + search.hold_s:g}s", "--warmup", f"{search.warmup_s:g}s"]
+    command += ["--run-time", f"{search.run_time_s}s", "--warmup", f"{search.warmup_s!r}s"]
     command += ["--only-summary", "--scenario", str(config.scenario.source)]
     if args.heartbeat_interval:
         command += ["--heartbeat-interval", args.heartbeat_interval]

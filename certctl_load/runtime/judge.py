@@ -187,6 +187,12 @@ def judge(facts: RunFacts) -> Outcome:
     )
     text = render_text_summary(summary, indent=" ", colors=False)
     text += "\n\n" + render_generator(summary["generator"])
+    if facts.hold is not None:
+        hold = facts.hold
+        text += (
+            f"\n\nwarm-up: the first {hold['from_s']:g}s were not judged; in the {hold['duration_s']:g}s "
+            f"hold {hold['sent']:,.0f} requests were sent and {hold['completed']:,.0f} completed"
+        )
     breakdown = render_breakdown(failures)
     if breakdown:
         text += "\n\n" + breakdown
