@@ -19,7 +19,6 @@ import json
 import math
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.common import child_env, fmt  # noqa: E402
+from bench.common import bench_main, child_env, fmt  # noqa: E402
 from certctl_load.k6.durations import parse_duration_seconds  # noqa: E402
 from certctl_load.target.process import start_target  # noqa: E402
 
@@ -134,11 +133,14 @@ def main() -> int:
     parser.add_argument("--start-fleet", type=int, default=500)
     parser.add_argument("--repeat", action="store_true", help="rerun the last pass and first fail once each")
     parser.add_argument("--svg", type=Path, help="write the plot here")
-    parser.add_argument("--keep", type=Path, help="keep the results here (default: a temporary directory)")
+    parser.add_argument("--keep", help="keep the results here (default: a temporary directory)")
     args = parser.parse_args()
+    return bench_main("capacity_search", lambda workdir: run_all(args, workdir), args.keep)
+
+
+def run_all(args: argparse.Namespace, workdir: Path) -> int:
     interval_s = parse_duration_seconds(args.interval)
     ceiling = math.floor(args.capacity * interval_s)
-    workdir = args.keep or Path(tempfile.mkdtemp(prefix="capacity-bench-"))
     started = time.gmtime()
     began = time.monotonic()
     with start_target(["--fleet-size", str(4 * ceiling), "--capacity", f"{args.capacity:g}"]) as target:
@@ -200,7 +202,8 @@ def main() -> int:
         title = f"capacity search: --capacity {args.capacity:g}, {interval_s:g} s interval"
         args.svg.write_text(svg_plot(found["steps"], ceiling, title))
         print(f"plot: {args.svg}")
-    print(f"results: {workdir}")
+    if args.keep:
+        print(f"results: {workdir}")
     return 0 if all(checks.values()) else 1
 
 
