@@ -11,7 +11,7 @@ from certctl_load import exitcodes
 from certctl_load.capacity.junit import render_capacity_junit
 from certctl_load.capacity.options import search_options
 from certctl_load.capacity.result import Found, report_data, search_result, step_line
-from certctl_load.capacity.search import next_fleet
+from certctl_load.capacity.search import bracket, next_fleet
 from certctl_load.capacity.step import StepResult, Verdict, judge_step
 from certctl_load.cli.main import main
 from certctl_load.errors import ConfigError
@@ -195,3 +195,12 @@ def test_the_step_line_and_the_report_data_carry_every_figure():
         {"step": 4, "fleet": 4000, "rate": 400.0, "p95_ms": 2310, "p99_ms": 2950, "error_rate": 0.0,
          "verdict": "fail", "timeline": None}
     ]  # fmt: skip
+
+
+def test_steps_running_out_while_growing_give_at_least_unconverged_and_noise_keeps_the_lowest_failure():
+    options = search_options(interval_s=10, start_fleet=100, max_steps=2)
+    result = search_result(options, simulate(options, ceiling=10_000), heartbeat_interval_s=10)
+    assert (result.result, result.converged, result.max_fleet) == (Found.AT_LEAST, False, 200)
+    assert "the steps ran out (--max-steps 2)" in result.line
+    noisy = bracket([(100, True), (200, False), (300, True), (150, True)])
+    assert (noisy.passed, noisy.failed) == (150, 200)
