@@ -193,8 +193,11 @@ def test_the_step_line_and_the_report_data_carry_every_figure():
     data = report_data(search_result(options, [step], heartbeat_interval_s=10))
     assert data["steps"] == [
         {"step": 4, "fleet": 4000, "rate": 400.0, "p95_ms": 2310, "p99_ms": 2950, "error_rate": 0.0,
-         "verdict": "fail", "timeline": None}
+         "dropped": 0, "sent": 1000, "completed": 746, "completed_per_s": 746 / 20,
+         "generator_lag_p99_ms": 0.4, "verdict": "fail", "reasons": list(step.reasons),
+         "timeline": None}
     ]  # fmt: skip
+    assert (data["result"], data["converged"], data["exit_code"]) == ("start_fails", False, 99)
 
 
 def test_steps_running_out_while_growing_give_at_least_unconverged_and_noise_keeps_the_lowest_failure():

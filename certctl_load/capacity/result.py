@@ -201,13 +201,17 @@ def step_line(step: StepResult) -> str:
 
 def report_data(result: SearchResult) -> dict[str, Any]:
     """What ``report-capacity-<stem>.html`` draws: the result, and per step (in the order run) its
-    fleet, rate, p95/p99, error rate, verdict and where its per-second rows are."""
+    fleet, rate, figures, verdict and where its per-second rows are (None: it kept none)."""
     return {
         "result": str(result.result),
         "line": result.line,
+        "converged": result.converged,
+        "interrupted": result.interrupted,
+        "exit_code": result.exit_code,
         "max_fleet": result.max_fleet,
         "first_failing_fleet": result.first_failing_fleet,
         "interval_s": result.interval_s,
+        "heartbeat_interval_s": result.heartbeat_interval_s,
         "steps": [
             {
                 "step": step.number,
@@ -216,7 +220,13 @@ def report_data(result: SearchResult) -> dict[str, Any]:
                 "p95_ms": step.figures.p95_ms,
                 "p99_ms": step.figures.p99_ms,
                 "error_rate": step.figures.error_rate,
+                "dropped": step.figures.dropped,
+                "sent": step.figures.sent,
+                "completed": step.figures.completed,
+                "completed_per_s": step.figures.completed_per_s,
+                "generator_lag_p99_ms": step.figures.generator_lag_p99_ms,
                 "verdict": str(step.verdict),
+                "reasons": list(step.reasons),
                 "timeline": step.timeline,
             }
             for step in result.steps

@@ -43,12 +43,18 @@ class StepFigures:
     sent: int = 0
     completed: int = 0
     generator_lag_p99_ms: float | None = None
+    hold_s: float | None = None  # the hold's length, when the summary has one
     saturated: bool = False
     generator_reasons: tuple[str, ...] = ()
 
     @property
     def completed_fraction(self) -> float | None:
         return self.completed / self.sent if self.sent else None
+
+    @property
+    def completed_per_s(self) -> float | None:
+        """Responses completed in the hold per second of it (None without a hold)."""
+        return self.completed / self.hold_s if self.hold_s else None
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,7 @@ def figures_of(summary: Mapping[str, Any]) -> StepFigures:
         sent=int(hold.get("sent", 0)),
         completed=int(hold.get("completed", 0)),
         generator_lag_p99_ms=_number(generator.get("lag_ms", {}), "p99"),
+        hold_s=_number(hold, "duration_s"),
         saturated=bool(generator.get("saturated", False)),
         generator_reasons=tuple(generator.get("reasons", ())),
     )
