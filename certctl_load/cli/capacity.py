@@ -26,11 +26,13 @@ from gevent.event import Event
 from certctl_load import exitcodes
 from certctl_load.capacity.junit import render_capacity_junit
 from certctl_load.capacity.options import SearchOptions, search_options
-from certctl_load.capacity.result import SearchResult, search_over, search_result, step_line
+from certctl_load.capacity.result import SearchResult, report_data, search_over, search_result, step_line
 from certctl_load.capacity.search import next_fleet
 from certctl_load.capacity.step import JUDGED_CODES, StepResult, judge_step
 from certctl_load.model.config import RunConfig, resolve_config
 from certctl_load.model.values import whole_number
+from certctl_load.reporting.capacity_report import capacity_report_path, write_capacity_report
+from certctl_load.reporting.charts import live_marks
 from certctl_load.reporting.files import ensure_writable_dir, write_atomically
 
 HELP = (
@@ -170,6 +172,7 @@ class Search:
         self.steps_dir = self.results_dir / f"capacity-{self.stem}"
         self.json_path = self.results_dir / f"capacity-{self.stem}.json"
         self.junit_path = self.results_dir / f"junit-capacity-{self.stem}.xml"
+        self.report_path = capacity_report_path(self.results_dir, self.stem)
         self.steps: list[StepResult] = []
         self.child: subprocess.Popen[bytes] | None = None
         self.interrupted = False
@@ -205,7 +208,8 @@ class Search:
         result = self.result()
         self.write(result)
         print(result.line, flush=True)
-        print(f"capacity: {self.json_path} {self.junit_path} (steps in {self.steps_dir}/)", flush=True)
+        files = f"{self.json_path} {self.report_path} {self.junit_path}"
+        print(f"capacity: {files} (steps in {self.steps_dir}/)", flush=True)
         return result.exit_code
 
     def run_step(self, number: int, fleet: int) -> StepResult:
@@ -246,6 +250,9 @@ class Search:
     def write(self, result: SearchResult) -> None:
         write_atomically(self.json_path, json.dumps(result.to_json(), indent=2) + "\n")
         write_atomically(self.junit_path, render_capacity_junit(self.config.scenario.name, result))
+        scenario = self.config.scenario
+        marks = live_marks(scenario.thresholds)  # the latency thresholds' limits
+        write_capacity_report(self.results_dir, self.stem, report_data(result), marks, scenario.name)
 
 
 def run(args: argparse.Namespace) -> int:
