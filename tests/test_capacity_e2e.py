@@ -146,6 +146,10 @@ def test_sigterm_stops_the_search_with_the_steps_so_far_written(tmp_path):
     assert found["interrupted"] is True and found["exit_code"] == exitcodes.INTERRUPTED
     assert found["steps"][0]["verdict"] == "pass" and found["steps"][-1]["verdict"] == "interrupted"
     assert found["line"].startswith("capacity: interrupted after 1 judged steps") and found["line"] in stdout
+    report = results / "report-capacity-agent-storm.html"  # rewritten after the interrupt, named last
+    page = report.read_text()
+    assert SECRET not in page and "<td>1</td><td>50</td>" in page and "; interrupted (exit code 105)" in page
+    assert stdout.splitlines()[-1].startswith(f"capacity: {results / 'capacity-agent-storm.json'} {report} ")
 
 
 def test_a_distributed_step_runs_one_global_schedule_over_locust_s_workers(tmp_path):
