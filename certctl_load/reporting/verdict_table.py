@@ -12,7 +12,7 @@ def format_measured(result: ThresholdResult) -> str:
     """The measured value: ms with 3 decimals for time trends, ``/s`` for counter rates, else 6 digits."""
     value = result.value
     if value is None:
-        return "no samples"
+        return "no samples" if result.threshold.window_s is None or result.ok else "no data"
     threshold = result.threshold
     definition = METRICS[threshold.metric]
     if definition.type == "trend" and definition.contains == "time":
@@ -29,8 +29,8 @@ def render_verdict_table(results: list[ThresholdResult]) -> str:
     rows = [HEADER] + [
         (
             r.threshold.metric_key,
-            r.threshold.expression.text.strip(),
-            format_measured(r),
+            r.threshold.label.strip(),
+            _measured_cell(r),
             "PASS" if r.ok else "FAIL",
         )
         for r in results
@@ -47,3 +47,32 @@ def render_verdict_table(results: list[ThresholdResult]) -> str:
             f"all {len(results)} thresholds passed" if len(results) != 1 else "the 1 threshold passed"
         )
     return "\n".join(lines)
+
+
+def _measured_cell(result: ThresholdResult) -> str:
+    """The measured value; a windowed threshold's worst window's, and where that window starts."""
+    if result.threshold.window_s is None or result.worst_start_s is None:
+        return format_measured(result)
+    return f"{format_measured(result)} (worst window from {result.worst_start_s}s)"
+
+
+def render_windows(results: list[ThresholdResult]) -> str:
+    """The text summary's lines on windowed thresholds: each one's worst window (empty without any)."""
+    lines = []
+    for result in results:
+        threshold = result.threshold
+        window = threshold.window_s
+        if window is None:
+            continue
+        verdict = "ok" if result.ok else "crossed"
+        if result.worst_start_s is None:
+            where = "no window judged"
+        else:
+            start = result.worst_start_s
+            where = f"worst window {start}s-{start + window}s: {format_measured(result)}"
+        lines.append(f"  {threshold.metric_key} {threshold.label.strip()}: {verdict}, {where}")
+    return (
+        "\n".join(["thresholds over windows (each holds in every window, or fails):", *lines])
+        if lines
+        else ""
+    )

@@ -63,28 +63,41 @@ class CallLoop:
             return None
         return max(0.0, self.schedule.slot_time(self.next_slot) - now)
 
+    def _drop(self, first: int, count: int) -> None:
+        """Slots ``first`` .. ``first + count - 1`` were dropped (each counted in its own second)."""
+        if count:
+            schedule = self.schedule
+            self.recorder.dropped(count, [schedule.slot_time(k) for k in range(first, first + count)])
+
     def beat(self) -> None:
         """Send the request due now (dropping slots missed while unable to send), record it."""
         schedule, run = self.schedule, self.run
         wake = on_wake(schedule, self.next_slot, run.clock())
-        self.recorder.dropped(wake.dropped)
+        self._drop(self.next_slot, wake.dropped)
         if wake.slot >= schedule.slot_count() or run.closing:
             self.next_slot = wake.slot
             return
+        timeline = run.timeline
+        if wake.late:
+            timeline.late.append((schedule.slot_time(wake.slot), self.recorder.name))
         run.inflight += 1
         sent_at = run.clock()
+        timeline.sends.append(sent_at)
         try:
             exchange = self.connection.request(self.request)
+        except BaseException:  # killed mid-request (the user stopped): it never ends
+            timeline.abandoned.append(sent_at)
+            raise
         finally:
             run.inflight -= 1
         finished = run.clock()
         run.last_response_at = max(run.last_response_at, finished)
-        self.recorder.record(exchange, late=wake.late, at=finished, agent=self.agent)
+        self.recorder.record(exchange, late=wake.late, at=finished, agent=self.agent, sent_at=sent_at)
         if run.trace is not None:
             slot_at = schedule.slot_time(wake.slot)
             run.trace.write(self.agent, slot_at, sent_at, finished, exchange.duration_s, exchange.status)
         self.next_slot, dropped = after_response(schedule, wake.slot, finished)
-        self.recorder.dropped(dropped)
+        self._drop(wake.slot + 1, dropped)
 
     def run_forever(self) -> None:
         """The loop of a secondary call, in its own greenlet until the run ends or the user stops."""

@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from certctl_load import exitcodes
@@ -23,7 +24,7 @@ from certctl_load.reporting.generator_text import render_generator
 from certctl_load.reporting.junit import junit_path, write_junit
 from certctl_load.reporting.summary import CheckCount, build_summary
 from certctl_load.reporting.text_summary import render_text_summary
-from certctl_load.reporting.verdict_table import render_verdict_table
+from certctl_load.reporting.verdict_table import render_verdict_table, render_windows
 from certctl_load.runtime.generator import Health
 
 logger = logging.getLogger("certctl_load")
@@ -60,6 +61,8 @@ class RunFacts:
     generator_workers: Mapping[str, Health]
     connect: Mapping[str, Any] | None
     dropped: int
+    windowed: tuple[ThresholdResult, ...] = ()  # the windowed thresholds' verdicts (the timeline's)
+    timeline_path: Path | None = None
 
 
 def exit_code_for(
@@ -140,7 +143,7 @@ def judge(facts: RunFacts) -> Outcome:
     duration_s = facts.duration_s
     store = facts.store
     calls = facts.calls
-    results = evaluate(list(scenario.thresholds), store, duration_s)
+    results = evaluate(list(scenario.thresholds), store, duration_s, facts.windowed)
     requests = int(store.counter("http_reqs", {}).count)
     checks = []
     for call in calls:
@@ -180,6 +183,9 @@ def judge(facts: RunFacts) -> Outcome:
     )
     text = render_text_summary(summary, indent=" ", colors=False)
     text += "\n\n" + render_generator(summary["generator"])
+    windows = render_windows(results)
+    if windows:
+        text += "\n\n" + windows
     breakdown = render_breakdown(failures)
     if breakdown:
         text += "\n\n" + breakdown
@@ -208,4 +214,6 @@ def judge(facts: RunFacts) -> Outcome:
     if requests == 0:
         closing.append("no heartbeat was sent: the run cannot pass")
     closing.append(f"summaries: {json_path} {text_path} {junit_path(results_dir, scenario)}")
+    if facts.timeline_path is not None:
+        closing.append(f"timeline: {facts.timeline_path}")
     return Outcome(code, results, requests, str(json_path), str(text_path), "\n".join(closing))
