@@ -10,6 +10,8 @@ import tracemalloc
 from types import SimpleNamespace
 
 import pytest
+from helpers import FakeClock
+from locust.event import EventHook
 
 from certctl_load.errors import ConfigError
 from certctl_load.k6.metrics import MetricStore
@@ -18,6 +20,8 @@ from certctl_load.model.config import resolve_config
 from certctl_load.model.schedule import fleet_slots
 from certctl_load.reporting.summary import build_summary
 from certctl_load.reporting.verdict_table import render_verdict_table
+from certctl_load.runtime.httpclient import Exchange
+from certctl_load.runtime.run import AgentGrant, Run
 from certctl_load.timeline.offered import offered_in_second
 from certctl_load.timeline.seconds import ROW_KEYS
 from certctl_load.timeline.timeline import GRACE_S, Timeline
@@ -293,3 +297,44 @@ def test_a_long_run_keeps_only_its_rows_and_a_ring_of_seconds():
     assert grown / (seconds - measured_from) < 1000  # bytes a second: the rows alone
     timeline.finish()
     assert len(timeline.rows()) == seconds and timeline.results()[0].ok
+
+
+# The run -------------------------------------------------------------------------------------
+
+
+def test_a_run_aborts_on_a_failed_window_of_an_abort_on_fail_threshold_and_writes_its_timeline(tmp_path):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        "thresholds:\n  http_req_duration:\n"
+        '    - {threshold: "p(95)<100", window: "3s", abortOnFail: true, delayAbortEval: "2s"}\n'
+    )
+    options = SimpleNamespace(
+        scenario=str(scenario),
+        fleet_size="10",
+        heartbeat_interval="1",
+        run_time=30,
+        results_dir=str(tmp_path),
+    )
+    clock = FakeClock(T0)
+    run = Run(resolve_config(options, {}, "http://127.0.0.1:9"), EventHook(), clock=clock)
+    run.start_schedule(T0, [AgentGrant(i) for i in range(10)])
+    recorder = run.recorders["heartbeat"]
+    for s in range(12):
+        duration = 0.5 if s == 8 else 0.005  # second 8 is slow
+        for i in range(10):
+            sent = T0 + s + i / 10
+            run.timeline.sends.append(sent)
+            recorder.record(
+                Exchange(200, duration, 0.0, 100, 50), late=False, at=sent + duration, sent_at=sent
+            )
+        clock.now = T0 + s + 1
+        reason = run.stop_reason_now(clock.now)
+        if reason is not None:
+            break
+    assert reason is not None and "'p(95)<100 over 3s'" in reason and "in the window from 6s" in reason
+    assert clock.now == T0 + 11  # second 8 is final GRACE_S after its end (10 s); checks every 2 s
+    outcome = run.finish(clock.now)
+    assert outcome.exit_code == 99
+    timeline = json.loads((tmp_path / "timeline-agent-storm.json").read_text())
+    assert timeline["t0"] == T0 and [row["sent"] for row in timeline["rows"][:10]] == [10] * 10
+    assert timeline["rows"][8]["p50"] == 500.0

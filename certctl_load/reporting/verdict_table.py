@@ -72,7 +72,7 @@ def render_windows(results: list[ThresholdResult]) -> str:
             where = f"worst window {start}s-{start + window}s: {format_measured(result)}"
         lines.append(f"  {threshold.metric_key} {threshold.label.strip()}: {verdict}, {where}")
     return (
-        "\n".join(["thresholds over windows (each holds in every window, or fails):", *lines])
+        "\n".join(["thresholds over windows (each must hold in every window):", *lines])
         if lines
         else ""
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -157,7 +157,7 @@ class Timeline:
 
     def _second_of(self, moment: float) -> int:
         assert self.t0 is not None
-        return max(0, math.floor(moment - self.t0))
+        return int(moment - self.t0)
 
     def fold(self) -> None:
         """Sort everything the hot path appended into its seconds."""
@@ -179,26 +179,27 @@ class Timeline:
             return found
 
         t0, inflight = self.t0, self._inflight
-        for sent_at in sends:
-            s = max(0, math.floor(sent_at - t0))
-            at(s).sent += 1
-            inflight[s] = inflight.get(s, 0) + 1
-        for sent_at in abandoned:
-            s = max(0, math.floor(sent_at - t0))
-            at(s).ended += 1
-            inflight[s] = inflight.get(s, 0) - 1
+        # int() truncates: a moment within a second before t0 (none should be) counts in second 0
+        for s, count in Counter([int(sent_at - t0) for sent_at in sends]).items():
+            at(s).sent += count
+            inflight[s] = inflight.get(s, 0) + count
+        ended = [int(row[0] - t0) for row in ends]
+        for s, count in Counter([*ended, *(int(sent_at - t0) for sent_at in abandoned)]).items():
+            at(s).ended += count
+            inflight[s] = inflight.get(s, 0) - count
+        for s, count in Counter([int(row[1] - t0) for row in ends]).items():
+            at(s).completed += count
         durations: dict[int, list[float]] = {}
         values: dict[tuple[int, int], list[float]] = {}
-        for row in ends:
-            s = max(0, math.floor(row[0] - t0))
-            second = at(s)
-            second.ended += 1
-            inflight[s] = inflight.get(s, 0) - 1
-            at(max(0, math.floor(row[1] - t0))).completed += 1
-            durations.setdefault(s, []).append(row[2])
+        for s, row in zip(ended, ends, strict=True):
+            batch = durations.get(s)
+            if batch is None:
+                batch = durations[s] = []
+            batch.append(row[2])
             group = row[6]
             if group.kind is not None:
-                second.failed[group.kind] = second.failed.get(group.kind, 0) + 1
+                failed = partial[s].failed
+                failed[group.kind] = failed.get(group.kind, 0) + 1
             for index, column, constant in group.routes:
                 values.setdefault((s, index), []).append(row[column] if column >= 0 else constant)  # type: ignore[arg-type]
         for s, batch in durations.items():
