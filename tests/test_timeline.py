@@ -338,3 +338,11 @@ def test_a_run_aborts_on_a_failed_window_of_an_abort_on_fail_threshold_and_write
     timeline = json.loads((tmp_path / "timeline-agent-storm.json").read_text())
     assert timeline["t0"] == T0 and [row["sent"] for row in timeline["rows"][:10]] == [10] * 10
     assert timeline["rows"][8]["p50"] == 500.0
+
+
+def test_samples_before_t0_belong_to_no_second():
+    [threshold] = windowed("value<100", "2s", metric="vus")
+    timeline = timeline_of([threshold], duration=4.0)
+    timeline.samples.extend([(T0 - 3.0, "vus", 500.0), *((T0 + s + 0.5, "vus", 10.0) for s in range(4))])
+    timeline.advance(T0 + 6)
+    assert timeline.open_seconds <= 2 and timeline.results()[0].value == 10.0

@@ -216,6 +216,8 @@ class Timeline:
                 values.setdefault((s, index), []).append(1.0)
         for moment, metric, value in samples:
             s = self._second_of(moment)
+            if moment < t0:  # vus while the fleet connects: not a second of the run
+                continue
             if metric == "generator_lag":
                 at(s).lags.append(value)
             for index in self._name_routes(metric, ""):
