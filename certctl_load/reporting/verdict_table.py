@@ -71,8 +71,4 @@ def render_windows(results: list[ThresholdResult]) -> str:
             start = result.worst_start_s
             where = f"worst window {start}s-{start + window}s: {format_measured(result)}"
         lines.append(f"  {threshold.metric_key} {threshold.label.strip()}: {verdict}, {where}")
-    return (
-        "\n".join(["thresholds over windows (each must hold in every window):", *lines])
-        if lines
-        else ""
-    )
+    return "\n".join(["thresholds over windows (each must hold in every window):", *lines]) if lines else ""
