@@ -52,6 +52,16 @@ class RequestGroup:
     routes: tuple[tuple[int, int, float], ...]
 
 
+def _seconds(offsets: list[float]) -> list[int]:
+    """Whole seconds since t0 of each offset; one before t0 (none should be) counts in second 0."""
+    seconds = [int(offset) for offset in offsets]  # int() truncates: (-1, 0) is 0 already
+    return seconds if not seconds or min(seconds) >= 0 else [max(0, s) for s in seconds]
+
+
+def _per_second(offsets: list[float]) -> Counter[int]:
+    return Counter(_seconds(offsets))
+
+
 def _matches(selector: Mapping[str, str], tags: Mapping[str, str]) -> bool:
     return all(tags.get(key) == value for key, value in selector.items())
 
@@ -157,7 +167,7 @@ class Timeline:
 
     def _second_of(self, moment: float) -> int:
         assert self.t0 is not None
-        return int(moment - self.t0)
+        return max(0, int(moment - self.t0))
 
     def fold(self) -> None:
         """Sort everything the hot path appended into its seconds."""
@@ -179,15 +189,14 @@ class Timeline:
             return found
 
         t0, inflight = self.t0, self._inflight
-        # int() truncates: a moment within a second before t0 (none should be) counts in second 0
-        for s, count in Counter([int(sent_at - t0) for sent_at in sends]).items():
+        for s, count in _per_second([sent_at - t0 for sent_at in sends]).items():
             at(s).sent += count
             inflight[s] = inflight.get(s, 0) + count
-        ended = [int(row[0] - t0) for row in ends]
-        for s, count in Counter([*ended, *(int(sent_at - t0) for sent_at in abandoned)]).items():
+        ended = _seconds([row[0] - t0 for row in ends])
+        for s, count in Counter([*ended, *_seconds([sent_at - t0 for sent_at in abandoned])]).items():
             at(s).ended += count
             inflight[s] = inflight.get(s, 0) - count
-        for s, count in Counter([int(row[1] - t0) for row in ends]).items():
+        for s, count in _per_second([row[1] - t0 for row in ends]).items():
             at(s).completed += count
         durations: dict[int, list[float]] = {}
         values: dict[tuple[int, int], list[float]] = {}
