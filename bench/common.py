@@ -12,6 +12,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -290,3 +291,26 @@ def cpu_warned(output: Path) -> bool:
 
 def fmt(value: float | None, spec: str = ".2f") -> str:
     return "n/a" if value is None else format(value, spec)
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every context manager: children are stopped
+
+
+def bench_main(
+    name: str,
+    run_all: Callable[[Path], int],
+    keep: str | None,
+    errors: tuple[type[BaseException], ...] = (RuntimeError, OSError),
+) -> int:
+    """A bench's ``main``: SIGTERM stops its children as Ctrl-C does; ``run_all`` works in ``keep``
+    (kept) or a temporary directory; an expected error is one line on stderr and exit 1."""
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        if keep:
+            return run_all(Path(keep).resolve())
+        with tempfile.TemporaryDirectory(prefix=f"{name.replace('_', '-')}-") as tmp:
+            return run_all(Path(tmp))
+    except errors as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        return 1

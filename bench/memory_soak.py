@@ -24,17 +24,15 @@ import json
 import os
 import platform
 import re
-import signal
 import statistics
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
-from common import Usage, child_env, fmt, harness_command, run_measured
+from common import Usage, bench_main, child_env, fmt, harness_command, run_measured
 
 from certctl_load import exitcodes
 from certctl_load.model.schedule import expected_beats
@@ -379,22 +377,10 @@ def run_all(args: argparse.Namespace, argv: Sequence[str], workdir: Path) -> int
     return 1 if failures else 0
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through every context manager: children are stopped
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    try:
-        if args.keep:
-            return run_all(args, argv, Path(args.keep).resolve())
-        with tempfile.TemporaryDirectory(prefix="memory-soak-") as tmp:
-            return run_all(args, argv, Path(tmp))
-    except (RuntimeError, OSError) as error:
-        print(f"memory_soak: {error}", file=sys.stderr)
-        return 1
+    return bench_main("memory_soak", lambda workdir: run_all(args, argv, workdir), args.keep)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from common import Usage, child_env, fmt, harness_command, run_measured
+from common import Usage, bench_main, child_env, fmt, harness_command, run_measured
 from pcap import Capture, Pairing, PcapError, pair_exchanges, read_capture
 
 from certctl_load import exitcodes
@@ -644,22 +643,15 @@ def run_all(args: argparse.Namespace, argv: Sequence[str], workdir: Path) -> int
     return 1 if failures else 0
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through every context manager: children are stopped
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    try:
-        if args.keep:
-            return run_all(args, argv, Path(args.keep).resolve())
-        with tempfile.TemporaryDirectory(prefix="wire-truth-") as tmp:
-            return run_all(args, argv, Path(tmp))
-    except (RuntimeError, PcapError, ValueError, OSError) as error:
-        print(f"wire_truth: {error}", file=sys.stderr)
-        return 1
+    return bench_main(
+        "wire_truth",
+        lambda workdir: run_all(args, argv, workdir),
+        args.keep,
+        (RuntimeError, PcapError, ValueError, OSError),
+    )
 
 
 if __name__ == "__main__":

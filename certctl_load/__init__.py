@@ -11,7 +11,8 @@ higher ones, and only ``plugin`` imports locust or flask (import-linter checks b
 - ``runtime/``: a run in one process: the run object and its life cycle, one agent's call loop,
   the HTTP client, recording, preflight, early stop, the distributed coordinator, the judgement.
 - ``reporting/``: what a finished run writes: k6's summary JSON and text, k6's JSON output, JUnit,
-  the verdict table, the failure breakdown, atomic files.
+  the verdict table, the failure breakdown, the HTML report and its charts (the vendored uPlot in
+  ``reporting/assets/``, shared with the web UI's live page), figures for people, atomic files.
 - ``db/``: certctl's database: DSNs, the seed SQL files, seeding and unseeding the fleet.
 - ``model/``: the scenario model: scenario files, calls, the resolved configuration, the target
   URL, the fleet's seed values, the absolute schedule, the value checks behind every option.

@@ -3,6 +3,7 @@
 import json
 import math
 import random
+from array import array
 from collections import Counter
 
 import msgpack
@@ -11,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certctl_load.k6.histogram import PAGE, Histogram, sum_parts, values_at
+from certctl_load.k6 import metrics
+from certctl_load.k6.histogram import PAGE, Histogram, sum_parts, values_at, widened
 from certctl_load.k6.metrics import TREND_BATCH, MetricStore
 from certctl_load.k6.percentiles import percentile
 
@@ -267,6 +269,16 @@ def test_counts_and_ranks_are_exact_whatever_the_layout(first, second):
     assert values_at([a, b], ranks) == values_at([merged], ranks) == [us[r] for r in ranks]
 
 
+def test_a_widened_page_keeps_every_counter_exactly():
+    page = array("B", (offset % 256 for offset in range(PAGE)))
+    for typecode in "HIQ":
+        counters = list(page)
+        page = widened(page)
+        assert (page.typecode, list(page)) == (typecode, counters)
+        page[7] = 2 ** (8 * page.itemsize) - 1  # the largest counter of this width survives the next
+    assert page[7] == 2**64 - 1
+
+
 def test_dense_pages_hold_at_most_a_byte_per_microsecond_until_a_counter_passes_255():
     histogram = Histogram()
     histogram.add(((us, 1) for us in range(3 * PAGE)), 3 * PAGE, 0.0, 12.287, [])
@@ -277,17 +289,30 @@ def test_dense_pages_hold_at_most_a_byte_per_microsecond_until_a_counter_passes_
 def test_merging_is_exact_across_many_batches_and_reports():
     rng = random.Random(11)
     single, workers, master = MetricStore(), [MetricStore() for _ in range(3)], MetricStore()
-    for i in range(12 * TREND_BATCH):
+    for i in range(100 * TREND_BATCH):
         value = rng.lognormvariate(math.log(3), 1) if rng.random() < 0.99 else rng.uniform(100, 60_000)
         tags = TAG_SETS[rng.randrange(3)]
         single.add_trend("http_req_duration", value, tags)
         workers[i % 3].add_trend("http_req_duration", value, tags)
-        if rng.random() < 1 / 5000:
+        if rng.random() < 1 / 1000:
             worker = rng.choice(workers)
             master.merge(msgpack.unpackb(msgpack.packb(worker.take_delta())))
     for worker in workers:
         master.merge(msgpack.unpackb(msgpack.packb(worker.take_delta())))
     assert snapshot(master) == snapshot(single)
+
+
+def test_the_batch_a_fold_takes_changes_nothing_a_store_reports(monkeypatch):
+    rng = random.Random(5)
+    values = [rng.lognormvariate(math.log(3), 1) for _ in range(60_000)] + [rng.uniform(100, 60_000)]
+    stores = []
+    for batch in (16384, 512, 7):
+        monkeypatch.setattr(metrics, "TREND_BATCH", batch)
+        store = MetricStore()
+        for value in values:
+            store.add_trend("http_req_duration", value, OK)
+        stores.append(snapshot(store))
+    assert stores[0] == stores[1] == stores[2]
 
 
 @settings(max_examples=300, deadline=None)

@@ -94,15 +94,20 @@ def test_the_run_stops_within_seconds_with_exit_105(interrupted):
     assert interrupted.stop_latency_s < STOP_WITHIN_S
 
 
-def test_both_summaries_are_written_atomically_with_the_data_so_far(interrupted):
+def test_both_summaries_and_the_report_are_written_atomically_with_the_data_so_far(interrupted):
     names = {path.name for path in interrupted.results_dir.iterdir()}
-    assert {"summary-agent-storm.json", "summary-agent-storm.txt"} <= names
+    assert {"summary-agent-storm.json", "summary-agent-storm.txt", "report-agent-storm.html"} <= names
     assert [name for name in names if name.startswith(".") or name.endswith(".tmp")] == []
     summary = interrupted.summary()
     assert summary["state"]["interrupted"] is True
     assert summary["metrics"]["http_reqs"]["values"]["count"] >= SIGNAL_AFTER_BEATS
     assert "http_reqs" in (interrupted.results_dir / "summary-agent-storm.txt").read_text()
     assert "http_reqs" in interrupted.stdout
+    report = (interrupted.results_dir / "report-agent-storm.html").read_text()
+    assert (
+        '<span id="certctl-verdict" class="verdict tone-warn" title="interrupted">interrupted</span>'
+        in report
+    )
 
 
 def test_the_timeline_is_written_with_every_request_so_far(interrupted):

@@ -23,9 +23,12 @@ from certctl_load.model.config import RunConfig, resolve_config
 from certctl_load.plugin.harness import Harness
 from certctl_load.plugin.shape import StormShape
 from certctl_load.plugin.user import CertctlAgent
+from certctl_load.runtime.call_loop import agent_loops, schedule_loops
 from certctl_load.runtime.connect_phase import ConnectPhase
 from certctl_load.runtime.coordinator import (
+    FINAL,
     FLUSH,
+    GRANT,
     PLAN,
     START,
     Coordinator,
@@ -33,6 +36,8 @@ from certctl_load.runtime.coordinator import (
     apply_plan,
     apply_start,
     deal_agents,
+    hand_over_on_exit,
+    wait_until_drained,
     worker_report,
 )
 from certctl_load.runtime.generator import Health, judge_health
@@ -293,9 +298,77 @@ def test_a_lost_workers_missed_beats_count_as_dropped_and_fail_the_run(run, cloc
     assert outcome.exit_code == exitcodes.THRESHOLDS_CROSSED
 
 
+def test_a_stopping_workers_later_report_still_ends_its_samples_where_it_closed(run, clock, tmp_path):
+    """SIGTERM on a worker: it closes, hands its samples over (FINAL), and Locust's stats reporter
+    may still send one report before the process ends. Every slot of its agents from the close
+    until another worker takes them over is counted as lost, once."""
+    link = FakeLink(nodes(5, 5))
+    coordinator = planned(run, link)
+    assert run.t0 is not None
+    worker = Run(config_for(tmp_path), EventHook(), clock=clock)
+    apply_plan(worker, next(data for message, data, to in link.sent if (message, to) == (PLAN, "host1_abc1")))
+    apply_start(worker, next(data for message, data, _ in link.sent if message == START))
+    sent: list[tuple[str, Any]] = []
+    clock.now = run.t0 + 2.1
+    hand_over_on_exit(worker, lambda message, data: sent.append((message, data)))
+    clock.now = run.t0 + 2.5
+    later = worker_report(worker)  # the stats reporter's timer fired while Locust stopped the users
+    [(message, final)] = sent
+    assert message == FINAL
+    coordinator.on_report("host1_abc1", final, final=True)
+    coordinator.on_report("host1_abc1", later)
+    link.nodes = link.nodes[:1]  # the worker's quit message: Locust forgets it and re-deals its users
+    clock.now = run.t0 + 3.2
+    coordinator.on_need("host0_abc0", 5)
+    coordinator.check_workers()
+    [grant] = [data for message, data, _ in link.sent if message == GRANT]
+    assert [index for index, _ in grant["grants"]] == [1, 3, 5, 7, 9]
+    # Its agents' slots lie 0.2, 0.6, 1.0, 1.4 and 1.8 s into each 2 s interval: between the close
+    # at 2.1 s and the takeover at 3.2 s, those at 2.2, 2.6 and 3.0 s were not sent.
+    assert coordinator.lost_beats() == {"heartbeat": 3}
+
+
+def dropped(run: Run) -> float:
+    return run.store.counter("dropped_iterations", {}).count
+
+
+def test_an_agent_woken_after_the_close_drops_its_slot_due_before_it_and_sends_nothing_more(run, clock):
+    run.start_schedule(T0, [AgentGrant(i) for i in range(10)])
+    assert run.step is not None
+    [loop] = agent_loops(run, 3)
+    schedule_loops([loop], run.step, 3, 0.0)  # agent 3 of 10 beats 0.6 s into each 2 s interval
+    loop.next_slot = 1
+    clock.now = T0 + 2.7
+    run.close()
+    clock.now = T0 + 2.71  # its slot at 2.6 s was due before the close; it wakes only now
+    loop.beat()  # no request: the loop's connection was never opened
+    assert dropped(run) == 1
+    assert loop.seconds_to_next(clock.now) is None  # no slot left: it waits, it does not spin
+    clock.now = T0 + 4.7
+    loop.beat()
+    assert dropped(run) == 1  # the slot at 4.6 s, after the close, is not this worker's
+
+
+def test_the_drain_lets_the_agents_already_due_run_first_even_with_nothing_in_flight(run):
+    due: list[str] = []
+    gevent.spawn_later(0, due.append, "woke")  # an agent whose slot has come, not yet woken
+    run.close()
+    wait_until_drained(run, 5.0)
+    assert due == ["woke"]
+
+
 HEALTHY = judge_health(
     {"p50": 0.1, "p99": 0.5, "max": 2.0}, 30.0, {"count": 0, "max_ms": 0.0, "total_ms": 0.0}, 0, 10
 )
+
+
+@pytest.mark.parametrize(
+    ("late", "beats", "saturated"), [(1, 80, False), (4, 80, False), (5, 80, True), (5, 500, False)]
+)
+def test_late_beats_saturate_from_five_and_over_one_percent(late: int, beats: int, saturated: bool) -> None:
+    health = judge_health({"p99": 0.5}, 30.0, {"count": 0, "max_ms": 0.0, "total_ms": 0.0}, late, beats)
+    assert health.saturated is saturated
+    assert any("late beats" in reason for reason in health.reasons) is saturated
 
 
 def worker_report_at(now: float, errors: int = 0, health: Health = HEALTHY) -> dict[str, Any]:

@@ -3,7 +3,14 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from certctl_load.model.schedule import LATE_AFTER_S, after_response, agent_schedule, expected_beats, on_wake
+from certctl_load.model.schedule import (
+    LATE_AFTER_S,
+    after_response,
+    agent_schedule,
+    expected_beats,
+    on_wake,
+    slots_before,
+)
 
 
 def test_agents_are_spread_evenly_over_the_first_interval():
@@ -62,3 +69,12 @@ def test_drops_past_the_end_of_the_run_are_not_counted():
     assert after_response(schedule, 3, 40.0) == (7, 1)
     wake = on_wake(schedule, 4, 50.0)
     assert wake.slot >= schedule.slot_count() and wake.dropped == 1
+
+
+def test_an_agent_stopping_drops_only_its_unsent_slots_before_the_stop():
+    schedule = agent_schedule(0, 1, 6.0, 0.0, 30.0)  # 0, 6, 12, 18, 24
+    assert slots_before(schedule, 2, 12.5) == 1  # due at 12, woken after the stop at 12.5
+    assert slots_before(schedule, 2, 12.0) == 0  # a slot at the stop is not the agent's
+    assert slots_before(schedule, 2, 25.0) == 3
+    assert slots_before(schedule, 2, 99.0) == 3  # never past the run's end
+    assert slots_before(schedule, 4, 6.0) == 0

@@ -38,7 +38,8 @@ def harness_outputs(run: StormRun, *paths: Path) -> dict[str, str]:
 
 def test_the_token_appears_nowhere_the_harness_writes(tmp_path):
     """Preflight, a storm with some 500s (so failure messages are written), Locust's CSV and HTML
-    reports, the summaries and JUnit file, all at DEBUG log level: no trace of the token."""
+    reports, the summaries, the harness's report and JUnit file, all at DEBUG log level: no trace of
+    the token."""
     log_path = tmp_path / "requests.jsonl"
     reports = tmp_path / "reports"
     with running_target(
@@ -62,7 +63,12 @@ def test_the_token_appears_nowhere_the_harness_writes(tmp_path):
     assert {r["status"] for r in logged} == {200, 500}  # the token was accepted; some beats failed
     outputs = harness_outputs(run, tmp_path / "results", reports)
     names = {Path(name).name for name in outputs}
-    assert {"summary-agent-storm.json", "summary-agent-storm.txt", "report.html"} <= names
+    assert {
+        "summary-agent-storm.json",
+        "summary-agent-storm.txt",
+        "report-agent-storm.html",
+        "report.html",
+    } <= names
     assert {"locust_stats.csv", "locust_failures.csv", "locust_stats_history.csv"} <= names
     assert "HTTP 500" in outputs[str(reports / "locust_failures.csv")]
     assert {name: leaks(text, TOKEN) for name, text in outputs.items() if leaks(text, TOKEN)} == {}

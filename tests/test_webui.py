@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,14 +22,16 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import pytest
+from browser import chromium_context
 from flask import Blueprint, Flask, jsonify
 from flask.testing import FlaskClient
 from helpers import free_port, poll_until, read_request_log
 from locust.argument_parser import get_empty_argument_parser
 from locust.event import EventHook
-from playwright.sync_api import Page, Response, sync_playwright
+from playwright.sync_api import Page, Response, Route
 from storm import LOCUSTFILE, ROOT, beats_by_agent, heartbeats
 from target_process import running_target
+from timelines import SECONDS, storm_requests, timeline_of
 from werkzeug.test import TestResponse
 
 from certctl_load import exitcodes
@@ -39,17 +42,6 @@ from certctl_load.plugin.webui import FORM_OPTIONS, RATE_WINDOW_S, OfferedRate, 
 from certctl_load.runtime.judge import Outcome
 from certctl_load.runtime.run import Run
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 FLEET = 200
 INTERVAL_S = 2.0
 RUN_TIME_S = 12
@@ -136,10 +128,13 @@ def tab(tmp_path: Path) -> Iterator[Tab]:
         events=SimpleNamespace(init_command_line_parser=EventHook()),
         parsed_options=options,
     )
+    rows: list[dict[str, Any]] = []  # the run's per-second rows, as the timeline would hold them
     source = SimpleNamespace(
         run=None,
         config=resolve_config(options, {"CERTCTL_TOKEN": TOKEN}, "http://127.0.0.1:9"),
         generator_health=lambda: None,
+        timeline_rows=lambda since: [row for row in rows if row["t"] >= since],
+        rows=rows,
     )
     web_ui = SimpleNamespace(app=app, template_args={}, auth_required_if_enabled=lambda view: view)
     sampling = install_web_ui(source, environment, web_ui)
@@ -150,13 +145,16 @@ def tab(tmp_path: Path) -> Iterator[Tab]:
 
 
 def finish(storm: Run, exit_code: int) -> None:
-    """Write both summaries in the results directory and set the outcome, as finalize does."""
+    """Write both summaries and the report in the results directory and set the outcome, as the
+    judge does."""
     results_dir = storm.config.results_dir
     results_dir.mkdir(parents=True, exist_ok=True)
     json_path, text_path = results_dir / "summary-agent-storm.json", results_dir / "summary-agent-storm.txt"
     json_path.write_text('{"metrics": {}}\n')
     text_path.write_text("summary\n")
-    storm.outcome = Outcome(exit_code, [], 1, str(json_path), str(text_path))
+    report = results_dir / "report-agent-storm.html"
+    report.write_text("<!doctype html><p>report</p>\n")
+    storm.outcome = Outcome(exit_code, [], 1, str(json_path), str(text_path), report_path=str(report))
 
 
 def test_the_page_gets_the_tab_its_table_and_the_summary_links(tab):
@@ -170,6 +168,8 @@ def test_the_page_gets_the_tab_its_table_and_the_summary_links(tab):
     assert [link["href"] for link in args["extended_csv_files"]] == [
         "./certctl/summary.json",
         "./certctl/summary.txt",
+        "./certctl/report.html",
+        "./certctl/charts",
     ]
 
 
@@ -219,6 +219,8 @@ def test_the_stats_poll_carries_the_tab_rows_and_keeps_polling_until_the_run_is_
     rows = {row["figure"]: (row["value"], row["status"]) for row in report["extended_stats"][0]["data"]}
     assert rows["Verdict"] == ("passed (exit 0)", "pass")
     assert rows["Summary (JSON)"] == ("./certctl/summary.json", "")
+    assert rows["Report (HTML)"] == ("./certctl/report.html", "")
+    assert rows["Live charts"] == ("./certctl/charts", "")
 
 
 def test_the_summary_routes_serve_only_the_last_runs_files_in_the_results_directory(tab, tmp_path):
@@ -239,14 +241,148 @@ def test_the_summary_routes_serve_only_the_last_runs_files_in_the_results_direct
     assert tab.get("/certctl/summary.json").status_code == 404
 
 
+def test_the_report_route_serves_only_the_last_runs_report(tab, tmp_path):
+    assert tab.get("/certctl/report.html").status_code == 404  # no run yet
+    storm = tab.new_storm()
+    assert tab.get("/certctl/report.html").status_code == 404  # the run is not over
+    finish(storm, exitcodes.OK)
+    report = tab.get("/certctl/report.html")
+    assert (report.status_code, report.mimetype, report.text) == (
+        200,
+        "text/html",
+        "<!doctype html><p>report</p>\n",
+    )
+    tab.new_storm()
+    assert tab.get("/certctl/report.html").status_code == 404  # a new run has no report yet
+    storm = tab.new_storm()
+    finish(storm, exitcodes.OK)
+    outside = tmp_path / "report-elsewhere.html"
+    outside.write_text("elsewhere")
+    storm.outcome = replace(storm.outcome, report_path=str(outside))
+    assert tab.get("/certctl/report.html").status_code == 404
+
+
+def test_the_charts_page_is_whole_and_reaches_for_no_other_host(tab):
+    page = tab.get("/certctl/charts")
+    assert (page.status_code, page.mimetype) == (200, "text/html")
+    assert page.headers["Cache-Control"] == "no-store"
+    text = page.text
+    assert "var uPlot=function()" in text and "CertctlCharts.mount()" in text and "./timeline?since=" in text
+    assert "certctl-load live: agent_storm" in text
+    assert set(re.findall(r"""(?:https?:)?//[\w.-]+\.[a-z]{2,}[^\s"'<>)]*""", text)) == {
+        "https://github.com/leeoniya/uPlot"  # uPlot's own banner comment
+    }
+
+
+def test_the_timeline_route_gives_the_rows_from_since_and_the_verdict(tab):
+    idle = tab.get("/certctl/timeline").get_json()
+    assert idle == {
+        "run": None,
+        "state": "idle",
+        "verdict": {"word": "idle", "tone": "running", "text": "no run has started"},
+        "rows": [],
+        "next": 0,
+    }
+    storm = tab.new_storm()
+    tab.source.rows.extend({"t": t, "sent": 5} for t in range(4))
+    body = tab.get("/certctl/timeline?since=2").get_json()
+    assert [row["t"] for row in body["rows"]] == [2, 3]
+    assert body["next"] == 4
+    assert body["verdict"] == {"word": "running", "tone": "running", "text": "the run is not over"}
+    assert body["run"] == f"{storm.started_at:.6f}"
+    assert {line["label"] for line in body["marks"]["lines"]} == {
+        "p(95)<500 {scenario:agent_storm}",
+        "p(99)<1000 {scenario:agent_storm}",
+    }
+    assert tab.get("/certctl/timeline?since=9").get_json()["next"] == 9  # nothing new: ask again from 9
+    finish(storm, exitcodes.THRESHOLDS_CROSSED)
+    assert tab.get("/certctl/timeline").get_json()["verdict"]["word"] == "fail"
+    storm.abort_reason = "abortOnFail"
+    assert tab.get("/certctl/timeline").get_json()["verdict"]["word"] == "aborted"
+    finish(storm, exitcodes.INCONCLUSIVE)
+    assert tab.get("/certctl/timeline").get_json()["verdict"]["tone"] == "warn"
+    assert tab.get("/certctl/timeline").get_json()["run"] == body["run"]
+    tab.new_storm()
+    assert tab.get("/certctl/timeline").get_json()["run"] != body["run"]  # the page starts afresh
+
+
+@pytest.mark.parametrize("since", ["-1", "1.5", "soon"])
+def test_a_bad_since_is_refused_naming_it(tab, since):
+    answer = tab.get(f"/certctl/timeline?since={since}")
+    assert answer.status_code == 400
+    assert answer.get_json() == {"error": f"since={since!r} is not a whole number of seconds >= 0"}
+
+
 def test_the_token_reaches_no_route_and_no_page_argument(tab):
     storm = tab.new_storm()
-    bodies = [tab.get("/certctl/live").text, tab.get("/stats/requests").text]
+    bodies = [tab.get("/certctl/live").text, tab.get("/stats/requests").text, tab.get("/certctl/charts").text]
     finish(storm, exitcodes.INTERRUPTED)
-    bodies += [tab.get(path).text for path in ("/certctl/live", "/stats/requests", "/certctl/summary.json")]
+    paths = (
+        "/certctl/live",
+        "/stats/requests",
+        "/certctl/summary.json",
+        "/certctl/timeline",
+        "/certctl/charts",
+    )
+    bodies += [tab.get(path).text for path in paths]
     bodies.append(json.dumps(tab.web_ui.template_args))
     assert [body for body in bodies if TOKEN in body] == []
     assert tab.source.config.token == TOKEN
+
+
+# The live charts in Chromium, served by the tab's routes on the bare Flask app ---------------------
+
+CHARTS_ORIGIN = "http://certctl.invalid"
+
+
+@pytest.mark.e2e
+def test_the_live_charts_append_each_polled_second_and_start_afresh_for_a_new_run(tab, tmp_path):
+    """The page and every poll are answered by install_web_ui's routes (Flask's test client as the
+    transport, nothing leaves the browser); the run's rows arrive in two parts, as a run's do."""
+    rows = timeline_of(storm_requests())["rows"]
+    storm = tab.new_storm()
+    polled: list[str] = []
+    errors: list[str] = []
+
+    def serve(route: Route) -> None:
+        parts = urlsplit(route.request.url)
+        polled.append(parts.query)
+        answer = tab.get(f"{parts.path}?{parts.query}")
+        route.fulfill(status=answer.status_code, content_type=answer.content_type, body=answer.data)
+
+    def points(page: Page) -> set[int]:
+        return set(page.evaluate("Object.values(window.certctlCharts.plots).map(p => p.data[0].length)"))
+
+    with chromium_context(tmp_path / "profile", lambda url: False) as context:
+        page = context.new_page()
+        page.route(f"{CHARTS_ORIGIN}/**", serve)
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{CHARTS_ORIGIN}/certctl/charts")
+        page.wait_for_function("window.certctlPolls > 0")
+        assert points(page) == {0}
+        assert verdict_on(page) == ("running", "running")
+
+        tab.source.rows.extend(rows[:30])
+        poll_until(lambda: points(page) == {30}, 10, 0.1, "the first 30 s on every chart")
+        tab.source.rows.extend(rows[30:])
+        poll_until(lambda: points(page) == {SECONDS}, 10, 0.1, "all 90 s on every chart")
+        assert "since=30" in polled  # it asked only for the seconds it had not drawn
+        labels = page.evaluate("window.certctlCharts.plots.failures.series.slice(1).map(s => s.label)")
+        assert labels == ["all kinds", "503", "ECONNRESET"]
+        marks = page.locator("#certctl-marks li").all_inner_texts()
+        assert "limit p(95)<500 {scenario:agent_storm}: 500.00 ms" in marks
+
+        finish(storm, exitcodes.THRESHOLDS_CROSSED)
+        page.wait_for_function("document.getElementById('certctl-verdict').textContent === 'fail'")
+        assert verdict_on(page) == ("fail", "fail")
+        assert points(page) == {SECONDS}
+
+        tab.source.rows.clear()
+        tab.new_storm()
+        page.wait_for_function("document.getElementById('certctl-verdict').textContent === 'running'")
+        assert points(page) == {0}
+    assert errors == []
 
 
 # A storm run from the browser ---------------------------------------------------------------------
@@ -345,29 +481,36 @@ def judged(table: dict[str, tuple[str, str]]) -> bool:
     return value(table, "Run") == "finished" and "Summary (JSON)" in table
 
 
+def loopback(url: str) -> bool:
+    return urlsplit(url).hostname == "127.0.0.1"
+
+
 @pytest.fixture
 def chromium_page(tmp_path: Path) -> Iterator[Page]:
     """A page in Debian's headless Chromium that may reach only 127.0.0.1."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"Chromium is not installed ({CHROMIUM}; Debian package: chromium)")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1280, "height": 1500},
-        )
-        context.route(
-            "**/*",
-            lambda route: (
-                route.continue_() if urlsplit(route.request.url).hostname == "127.0.0.1" else route.abort()
-            ),
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    with chromium_context(tmp_path / "chromium-profile", loopback) as context:
+        yield context.new_page()
+
+
+def open_charts(page: Page, url: str) -> tuple[Page, list[str], list[str]]:
+    """The live charts in a second page, once uPlot drew its six charts and the first poll answered;
+    with the URLs the page requested and its console errors, both growing as it runs."""
+    charts = page.context.new_page()
+    requests: list[str] = []
+    errors: list[str] = []
+    charts.on("request", lambda request: requests.append(request.url))
+    charts.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    charts.on("pageerror", lambda error: errors.append(str(error)))
+    charts.goto(f"{url}/certctl/charts")
+    drawn = "window.certctlCharts && Object.keys(window.certctlCharts.plots).length === 6"
+    charts.wait_for_function(f"{drawn} && window.certctlPolls > 0")
+    return charts, requests, errors
+
+
+def verdict_on(charts: Page) -> tuple[str, str]:
+    """The live page's verdict: its word and its tone (the colour)."""
+    verdict = charts.locator("#certctl-verdict")
+    return verdict.text_content(), verdict.get_attribute("class").removeprefix("verdict tone-")
 
 
 @pytest.mark.e2e
@@ -388,6 +531,11 @@ def test_storms_started_from_the_web_ui_run_live_and_are_judged(tmp_path, chromi
         names = page.eval_on_selector_all("form input", "inputs => inputs.map(i => i.name + ':' + i.type)")
         assert {"fleetSize:text", "heartbeatInterval:text", "scenario:text"} <= set(names)
         assert not [n for n in names if "token" in n.lower() or n.endswith(":password")]
+
+        # The live charts, a page of their own: uPlot from the harness, polling the timeline route.
+        charts, chart_requests, chart_errors = open_charts(page, url)
+        assert verdict_on(charts) == ("idle", "running")
+
         swarm_response = start_run(page, FLEET, INTERVAL_S, RUN_TIME_S)
 
         # Live: the whole fleet runs and offers its rate.
@@ -414,6 +562,9 @@ def test_storms_started_from_the_web_ui_run_live_and_are_judged(tmp_path, chromi
             "http_req_failed{scenario:agent_storm}: rate<0.001",
         }
         assert all(status == "pass" and float(v) >= 0 for v, status in thresholds.values())
+        polls = charts.evaluate("window.certctlPolls")
+        charts.wait_for_function("document.getElementById('certctl-verdict').textContent === 'running'")
+        charts.wait_for_function(f"window.certctlPolls > {polls}")
 
         # The run ends by the harness's schedule (not cut at the form's run time) and is judged.
         table = tab_when(page, judged, RUN_TIME_S + 60, "the verdict on the tab")
@@ -436,6 +587,14 @@ def test_storms_started_from_the_web_ui_run_live_and_are_judged(tmp_path, chromi
         link = page.get_by_role("link", name="certctl summary of the last run (JSON)")
         assert urljoin(f"{url}/", link.get_attribute("href")) == summary_url
 
+        # The run's report is served from the tab, and the live charts show the verdict.
+        assert value(table, "Report (HTML)") == "./certctl/report.html"
+        report = page.request.get(urljoin(f"{url}/", value(table, "Report (HTML)"))).text()
+        assert report == (tmp_path / "results" / "report-agent-storm.html").read_text()
+        assert 'class="verdict tone-pass"' in report
+        charts.wait_for_function("document.getElementById('certctl-verdict').textContent === 'pass'")
+        assert verdict_on(charts) == ("pass", "pass")
+
         # A second run, stopped from the UI, gets its own figures, verdict and summaries.
         page.get_by_role("button", name="New").click()
         start_run(page, FLEET // 2, 1.0, 60)
@@ -451,6 +610,11 @@ def test_storms_started_from_the_web_ui_run_live_and_are_judged(tmp_path, chromi
         second = page.request.get(summary_url).json()
         assert second["metrics"]["http_reqs"]["values"]["count"] == int(value(table, "Heartbeats sent"))
         assert second["metrics"]["vus_max"]["values"]["value"] == FLEET // 2
+        charts.wait_for_function("document.getElementById('certctl-verdict').textContent === 'interrupted'")
+        assert verdict_on(charts) == ("interrupted", "warn")
+        assert chart_errors == []
+        assert {urlsplit(u).hostname for u in chart_requests} == {"127.0.0.1"}
+        assert any(urlsplit(u).path == "/certctl/timeline" for u in chart_requests)
 
         # The token reaches no page and no route.
         pages = {
@@ -459,5 +623,8 @@ def test_storms_started_from_the_web_ui_run_live_and_are_judged(tmp_path, chromi
             **{path: http_get(f"{url}{path}")[1] for path in ("/", "/stats/requests", "/certctl/live")},
             "summary.json": page.request.get(summary_url).text(),
             "summary.txt": page.request.get(urljoin(f"{url}/", "./certctl/summary.txt")).text(),
+            "report.html": page.request.get(urljoin(f"{url}/", "./certctl/report.html")).text(),
+            "charts": charts.content(),
+            **{path: http_get(f"{url}{path}")[1] for path in ("/certctl/charts", "/certctl/timeline")},
         }
         assert [name for name, body in pages.items() if token in body] == []

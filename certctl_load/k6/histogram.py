@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import operator
+import sys
 from array import array
 from bisect import bisect_right
 from collections import Counter
@@ -49,6 +50,20 @@ def sum_parts(values: Sequence[float], grain: float = 0.0) -> list[float]:
             break
         rest = math.fsum(chain(values, [-part for part in parts]))
     return parts
+
+
+def widened(page: array[int]) -> array[int]:
+    """The same counters in the next wider item size, copied byte by byte in strided slices (a
+    page of 16,384 counters in tens of microseconds, where converting item by item takes a
+    millisecond)."""
+    wider = array(_WIDER[page.typecode])
+    narrow, wide = page.itemsize, wider.itemsize
+    source, target = page.tobytes(), bytearray(len(page) * wide)
+    shift = 0 if sys.byteorder == "little" else wide - narrow  # where the narrow bytes go
+    for byte in range(narrow):
+        target[shift + byte :: wide] = source[byte::narrow]
+    wider.frombytes(target)
+    return wider
 
 
 class Histogram:
@@ -105,10 +120,22 @@ class Histogram:
                 entries.append((micros & _OFFSET) << _COUNT_BITS | n)
                 entries[0] += n
             else:  # as large as a dense page, or too large a count: dense from now on
-                self.dense[page_no] = array("B", bytes(PAGE))
-                for entry in islice(sparse.pop(page_no), 1, None):
-                    self._add_dense(page_no, entry >> _COUNT_BITS, entry & _MAX_SPARSE_COUNT)
+                self._make_dense(page_no, sparse.pop(page_no))
                 self._add_dense(page_no, micros & _OFFSET, n)
+
+    def _make_dense(self, page_no: int, entries: array[int]) -> None:
+        """A sparse page's entries into a dense page of bytes, widened only if a counter needs it
+        (one loop, no call per entry: it runs inside a fold, a few times a run)."""
+        page = array("B", bytes(PAGE))
+        for entry in islice(entries, 1, None):
+            offset, count = entry >> _COUNT_BITS, entry & _MAX_SPARSE_COUNT
+            try:
+                page[offset] += count
+            except OverflowError:
+                self.dense[page_no] = page
+                self._add_dense(page_no, offset, count)
+                page = self.dense[page_no]
+        self.dense[page_no] = page
 
     def _add_dense(self, page_no: int, offset: int, n: int) -> None:
         page = self.dense[page_no]
@@ -117,7 +144,7 @@ class Histogram:
                 page[offset] += n
                 return
             except OverflowError:
-                page = self.dense[page_no] = array(_WIDER[page.typecode], page)
+                page = self.dense[page_no] = widened(page)
 
     def items(self) -> Iterator[tuple[int, int]]:
         """(microseconds, count) for every value present, ascending."""

@@ -110,3 +110,9 @@ def after_response(schedule: AgentSchedule, sent_slot: int, finished: float) -> 
     next_slot = max(sent_slot + 1, schedule.first_at_or_after(finished))
     dropped = max(0, min(next_slot, schedule.slot_count()) - (sent_slot + 1))
     return next_slot, dropped
+
+
+def slots_before(schedule: AgentSchedule, next_slot: int, moment: float) -> int:
+    """How many slots from ``next_slot`` lie before ``moment`` (and in the run): when an agent stops
+    sending at ``moment``, those it has not sent are its drops, and the later ones not its own."""
+    return max(0, min(schedule.first_at_or_after(moment), schedule.slot_count()) - next_slot)

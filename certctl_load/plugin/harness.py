@@ -125,6 +125,11 @@ class Harness:
             return None
         return self.run.fleet_health(self.coordinator.worker_health() if self.coordinator else {})
 
+    def timeline_rows(self, since: int) -> list[dict[str, Any]]:
+        """The current run's final per-second rows with ``t >= since``, oldest first (the web UI's
+        live charts poll them); [] before the first run."""
+        return [] if self.run is None else self.run.timeline.rows_since(since)
+
     @property
     def is_worker(self) -> bool:
         return isinstance(self.runner, WorkerRunner)
@@ -341,7 +346,7 @@ class Harness:
         run = self.run
         if self.is_worker or run is None or run.outcome is not None:
             return
-        run.closing = True
+        run.close()
         wait_until_drained(run, 5.0)
         run.drained()
 

@@ -2,10 +2,12 @@
 
 Built only on Locust's extension points: ``extended_tabs``/``extended_tables``/``extended_csv_files``
 in the page's template args, the tab's rows added to ``/stats/requests`` (which the page polls every
-2 s while a test runs), and routes on ``web_ui.app``: ``certctl/live`` (the same figures as JSON) and
-``certctl/summary.json``/``certctl/summary.txt`` (the last finished run's summaries, from the results
-directory). Everything is read from the harness's current run, which on a distributed master
-holds the whole fleet's merged samples. The token is never read here.
+2 s while a test runs), and routes on ``web_ui.app``: ``certctl/live`` (the same figures as JSON),
+``certctl/charts`` (the live charts, a page of its own: Locust's tabs render only tables) and
+``certctl/timeline?since=N`` (the per-second rows it polls), ``certctl/summary.json``,
+``certctl/summary.txt`` and ``certctl/report.html`` (the last finished run's summaries and report,
+from the results directory). Everything is read from the harness's current run, which on a
+distributed master holds the whole fleet's merged samples. The token is never read here.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import time
 from collections import deque
+from dataclasses import asdict
 from itertools import pairwise
 from math import fsum
 from pathlib import Path
@@ -31,6 +34,9 @@ from certctl_load import exitcodes
 from certctl_load.k6.thresholds import evaluate
 from certctl_load.model.config import RunConfig
 from certctl_load.plugin.locust_internals import REQUEST_STATS_ENDPOINT, offer_in_start_form
+from certctl_load.reporting.charts import live_marks
+from certctl_load.reporting.html_report import render_live_page
+from certctl_load.reporting.verdict_table import VerdictWord, verdict_text, verdict_word
 from certctl_load.runtime.generator import Health
 from certctl_load.runtime.run import Phase, Run
 
@@ -43,16 +49,9 @@ RATE_WINDOW_S = 8.0  # spans at least two of a distributed master's merges (work
 SAMPLE_PERIOD_S = 0.25
 SUMMARY_KINDS = {"json": "json_path", "txt": "text_path"}  # the route's suffix -> the Outcome's file
 SUMMARY_HREF = "./certctl/summary.{kind}"  # relative to the web UI's root page
+REPORT_HREF = "./certctl/report.html"
+CHARTS_HREF = "./certctl/charts"
 _UNJUDGED_STOP_STATES = {STATE_CLEANUP, STATE_STOPPING, STATE_STOPPED}
-_VERDICTS = {
-    exitcodes.OK: "passed",
-    exitcodes.THRESHOLDS_CROSSED: "thresholds crossed",
-    exitcodes.TARGET_NOT_READY: "stopped early: the target is not ready",
-    exitcodes.INTERRUPTED: "interrupted",
-    exitcodes.HARNESS_ERROR: "harness error",
-    exitcodes.INVALID_CONFIG: "refused: the configuration is bad",
-    exitcodes.INCONCLUSIVE: "inconclusive: the load generator was saturated",
-}
 
 
 class RunSource(Protocol):
@@ -66,6 +65,11 @@ class RunSource(Protocol):
 
     def generator_health(self) -> Health | None:
         """The load generator's health so far: this process's, or on a master the whole fleet's."""
+        ...
+
+    def timeline_rows(self, since: int) -> list[dict[str, Any]]:
+        """The current run's per-second rows with ``t >= since``, oldest first, each as the timeline
+        file holds it (``{"t", "offered", "sent", "completed", "failed", ...}``); [] before a run."""
         ...
 
 
@@ -128,12 +132,6 @@ class RateSampler:
         while True:
             self.sample(time.time())
             gevent.sleep(SAMPLE_PERIOD_S)
-
-
-def _verdict(exit_code: int, requests: int) -> str:
-    if exit_code == exitcodes.THRESHOLDS_CROSSED and requests == 0:
-        return "no heartbeat was sent"
-    return _VERDICTS.get(exit_code, "failed")
 
 
 def _generator_figures(health: Health | None) -> dict[str, Any] | None:
@@ -214,10 +212,11 @@ def live_figures(source: RunSource, sampler: RateSampler, now: float) -> dict[st
         if outcome is None
         else {
             "exit_code": outcome.exit_code,
-            "verdict": _verdict(outcome.exit_code, outcome.requests),
+            "verdict": verdict_text(outcome.exit_code, outcome.requests),
             "requests": outcome.requests,
             "summary_json": SUMMARY_HREF.format(kind="json"),
             "summary_text": SUMMARY_HREF.format(kind="txt"),
+            "report": None if outcome.report_path is None else REPORT_HREF,
         },
     }
 
@@ -232,6 +231,7 @@ def _entries(figures: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("Run time", f"{figures['duration_s']:g} s", ""),
         ("Target heartbeat rate", f"{figures['target_rate']:.2f} /s", ""),
     ]
+    entries.append(("Live charts", CHARTS_HREF, ""))
     if figures["state"] == "idle":
         return entries
     offered = figures["offered_rate"]
@@ -268,6 +268,7 @@ def _entries(figures: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("Verdict", f"{outcome['verdict']} (exit {outcome['exit_code']})", passed),
         ("Summary (JSON)", outcome["summary_json"], ""),
         ("Summary (text)", outcome["summary_text"], ""),
+        *([("Report (HTML)", outcome["report"], "")] if outcome["report"] else []),
     ]
 
 
@@ -283,13 +284,52 @@ def _offer_in_start_form(parser: argparse.ArgumentParser, **_: Any) -> None:
     offer_in_start_form(parser, FORM_OPTIONS)
 
 
+def _result_file(run: Run | None, path: str | None) -> Response:
+    """The last finished run's file ``path``, served from its results directory (404 otherwise)."""
+    if run is None or path is None:
+        abort(404)
+    return send_from_directory(run.config.results_dir.resolve(), Path(path).name, max_age=0)
+
+
 def _summary_file(source: RunSource, kind: str) -> Response:
     run = source.run
     outcome = None if run is None else run.outcome
     path = None if outcome is None or kind not in SUMMARY_KINDS else getattr(outcome, SUMMARY_KINDS[kind])
-    if run is None or path is None:
-        abort(404)
-    return send_from_directory(run.config.results_dir.resolve(), Path(path).name, max_age=0)
+    return _result_file(run, path)
+
+
+def _since(text: str | None) -> int:
+    """The timeline route's ``since``: a whole second >= 0 (0 when absent); 400 naming a bad one."""
+    if text is None or text == "":
+        return 0
+    if not text.isdigit():
+        error = {"error": f"since={text!r} is not a whole number of seconds >= 0"}
+        abort(Response(json.dumps(error), 400, mimetype="application/json"))
+    return int(text)
+
+
+def timeline_figures(source: RunSource, since: int, now: float) -> dict[str, Any]:
+    """What the live charts poll: the run (an id a new run changes), its state and verdict, the rows
+    from second ``since`` on, the ``since`` of the next poll, the latency chart's marks."""
+    run = source.run
+    if run is None:
+        idle = VerdictWord("idle", "running", "no run has started")
+        return {"run": None, "state": Phase.IDLE.value, "verdict": asdict(idle), "rows": [], "next": 0}
+    outcome = run.outcome
+    word = (
+        verdict_word(None)
+        if outcome is None
+        else verdict_word(outcome.exit_code, outcome.requests, aborted=run.abort_reason is not None)
+    )
+    rows = source.timeline_rows(since)
+    return {
+        "run": f"{run.started_at:.6f}",
+        "state": run.phase(now).value,
+        "verdict": asdict(word),
+        "rows": rows,
+        "next": rows[-1]["t"] + 1 if rows else since,
+        "marks": live_marks(run.config.scenario.thresholds),
+    }
 
 
 def install_web_ui(source: RunSource, environment: Environment, web_ui: WebUI) -> gevent.Greenlet:
@@ -314,6 +354,8 @@ def install_web_ui(source: RunSource, environment: Environment, web_ui: WebUI) -
         extended_csv_files=[
             {"href": SUMMARY_HREF.format(kind="json"), "title": "certctl summary of the last run (JSON)"},
             {"href": SUMMARY_HREF.format(kind="txt"), "title": "certctl summary of the last run (text)"},
+            {"href": REPORT_HREF, "title": "certctl report of the last run (HTML)"},
+            {"href": CHARTS_HREF, "title": "certctl live charts"},
         ],
     )
     app = web_ui.app
@@ -330,6 +372,24 @@ def install_web_ui(source: RunSource, environment: Environment, web_ui: WebUI) -
     @web_ui.auth_required_if_enabled
     def summary(kind: str) -> Response:
         return _summary_file(source, kind)
+
+    @blueprint.route("/report.html")
+    @web_ui.auth_required_if_enabled
+    def report() -> Response:
+        run = source.run
+        return _result_file(run, None if run is None or run.outcome is None else run.outcome.report_path)
+
+    @blueprint.route("/charts")
+    @web_ui.auth_required_if_enabled
+    def charts() -> Response:
+        config = source.run.config if source.run is not None else source.config
+        page = render_live_page("" if config is None else config.scenario.name)
+        return Response(page, mimetype="text/html", headers={"Cache-Control": "no-store"})
+
+    @blueprint.route("/timeline")
+    @web_ui.auth_required_if_enabled
+    def timeline() -> Response:
+        return jsonify(timeline_figures(source, _since(request.args.get("since")), time.time()))
 
     app.register_blueprint(blueprint)
 

@@ -9,7 +9,7 @@ import gevent
 
 from certctl_load.model import fleet
 from certctl_load.model.calls import CallSpec, call_schedules
-from certctl_load.model.schedule import AgentSchedule, after_response, on_wake
+from certctl_load.model.schedule import AgentSchedule, after_response, on_wake, slots_before
 from certctl_load.runtime.httpclient import Connection, build_request
 from certctl_load.runtime.recorder import Recorder
 from certctl_load.runtime.run import Run, Step
@@ -70,11 +70,15 @@ class CallLoop:
             self.recorder.dropped(count, [schedule.slot_time(k) for k in range(first, first + count)])
 
     def beat(self) -> None:
-        """Send the request due now (dropping slots missed while unable to send), record it."""
+        """Send the request due now (dropping slots missed while unable to send), record it; once
+        the run is closed, send nothing more (see :meth:`stop`)."""
         schedule, run = self.schedule, self.run
+        if run.closed_at is not None:
+            self.stop(run.closed_at)
+            return
         wake = on_wake(schedule, self.next_slot, run.clock())
         self._drop(self.next_slot, wake.dropped)
-        if wake.slot >= schedule.slot_count() or run.closing:
+        if wake.slot >= schedule.slot_count():
             self.next_slot = wake.slot
             return
         timeline = run.timeline
@@ -96,8 +100,19 @@ class CallLoop:
         if run.trace is not None:
             slot_at = schedule.slot_time(wake.slot)
             run.trace.write(self.agent, slot_at, sent_at, finished, exchange.duration_s, exchange.status)
+        if run.closed_at is not None:  # closed while in flight
+            self.next_slot = wake.slot + 1
+            self.stop(run.closed_at)
+            return
         self.next_slot, dropped = after_response(schedule, wake.slot, finished)
         self._drop(wake.slot + 1, dropped)
+
+    def stop(self, closed_at: float) -> None:
+        """The run closed at ``closed_at``: the slots before it this agent did not send are its
+        drops (woken late, or in flight across one); later ones are not its own (a stopping
+        worker's master counts them), and the loop has no slot left."""
+        self._drop(self.next_slot, slots_before(self.schedule, self.next_slot, closed_at))
+        self.next_slot = self.schedule.slot_count()
 
     def run_forever(self) -> None:
         """The loop of a secondary call, in its own greenlet until the run ends or the user stops."""

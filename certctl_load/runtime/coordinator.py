@@ -294,12 +294,14 @@ Send = Callable[[str, Any], None]
 """A worker's line to the master: ``send(message, data)``."""
 
 
-def worker_report(run: Run, taken_at: float | None = None, *, final: bool = False) -> dict[str, Any]:
+def worker_report(run: Run, *, final: bool = False) -> dict[str, Any]:
     """What a worker sends the master: the exact samples since its last report, its timeline's
     seconds since then (``final``: its last), and its status; with k6's JSON output, the raw
-    samples too. ``taken_at``: from when the samples hold nothing more (default: now)."""
+    samples too. ``taken_at``: the worker answers (sent, or counted as dropped) for every slot
+    before it: now, or, once the run is closed, the moment it closed (a report after the
+    hand-over must not claim the slots no one sent since)."""
     report = {
-        "taken_at": run.clock() if taken_at is None else taken_at,
+        "taken_at": run.clock() if run.closed_at is None else run.closed_at,
         "delta": run.store.take_delta(),
         "timeline": run.timeline.take_delta(run.clock(), done=final),
         "running": run.agents_running,
@@ -337,10 +339,13 @@ def apply_grant(run: Run, grant: dict[str, Any]) -> None:
 
 
 def wait_until_drained(run: Run, timeout_s: float) -> None:
-    """Wait (cooperatively) until no request is in flight, or ``timeout_s`` passed."""
+    """Wait (cooperatively) until no request is in flight, or ``timeout_s`` passed; at least one
+    poll, so that agents already due when the run closed wake first and account for their slots."""
     deadline = run.clock() + timeout_s
-    while run.inflight and run.clock() < deadline:
+    while True:
         gevent.sleep(0.01)
+        if not run.inflight or run.clock() >= deadline:
+            return
 
 
 def send_final_when_drained(run: Run, send: Send) -> None:
@@ -357,9 +362,8 @@ def send_final_when_drained(run: Run, send: Send) -> None:
 def hand_over_on_exit(run: Run, send: Send) -> None:
     """A worker stopping on its own (SIGTERM, Ctrl-C): send no new beat, let those in flight
     finish briefly, then give the master every sample, so another worker can take over."""
-    run.closing = True
-    closed_at = run.clock()  # no beat is sent from here on: the master counts later slots as lost
+    run.close()  # no beat is sent from here on: the master counts later slots as lost
     wait_until_drained(run, 5.0)
     run.drained()
-    send(FINAL, worker_report(run, taken_at=closed_at, final=True))
+    send(FINAL, worker_report(run, final=True))
     run.wind_down()

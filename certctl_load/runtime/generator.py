@@ -29,6 +29,9 @@ CPU_WINDOW_SAMPLES = 10  # CPU is judged over any 10 s
 # against the packets on the wire (docs/BENCHMARKS.md, "The generator's health").
 MAX_LAG_P99_MS = 20.0
 MAX_LATE_FRACTION = 0.01
+# ... and late beats count only from this many on: in a small run one late beat (a single moment of
+# the machine's) is over 1% without saying anything about the generator (1 of 80 in a CI test).
+MIN_LATE_BEATS = 5
 MAX_CPU_PCT = 90.0
 REMEDY = "add processes (--processes N) or workers (--master and --worker)"
 LAG_STATS = {"p50": "med", "p99": "p(99)", "max": "max"}
@@ -233,12 +236,13 @@ def judge_health(
     late: float,
     beats: float,
 ) -> Health:
-    """Saturated when lag p99 > 20 ms, late beats > 1% of beats, or CPU > 90% of a core in any 10 s."""
+    """Saturated when lag p99 > 20 ms, late beats > 1% of beats (5 at least), or CPU > 90% of a core
+    in any 10 s."""
     late_fraction = late / beats if beats else 0.0
     reasons = []
     if lag_ms.get("p99", 0.0) > MAX_LAG_P99_MS:
         reasons.append(f"generator_lag p99 {lag_ms['p99']:.1f} ms > {MAX_LAG_P99_MS:g} ms")
-    if late_fraction > MAX_LATE_FRACTION:
+    if late_fraction > MAX_LATE_FRACTION and late >= MIN_LATE_BEATS:
         reasons.append(f"late beats {late_fraction:.2%} > {MAX_LATE_FRACTION:.0%}")
     if cpu_busiest_pct > MAX_CPU_PCT:
         reasons.append(f"CPU {cpu_busiest_pct:.0f}% of a core over 10 s > {MAX_CPU_PCT:g}%")

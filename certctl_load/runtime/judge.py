@@ -21,6 +21,7 @@ from certctl_load.model.config import RunConfig
 from certctl_load.reporting.breakdown import failure_breakdown, render_breakdown
 from certctl_load.reporting.files import write_atomically
 from certctl_load.reporting.generator_text import render_generator
+from certctl_load.reporting.html_report import Verdict, write_report
 from certctl_load.reporting.junit import junit_path, write_junit
 from certctl_load.reporting.summary import CheckCount, build_summary
 from certctl_load.reporting.text_summary import render_text_summary
@@ -41,6 +42,7 @@ class Outcome:
     text_path: str | None
     # The verdict table and where the summaries are: the last lines a CI log shows.
     closing_lines: str = ""
+    report_path: str | None = None  # report-<stem>.html
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class RunFacts:
     generator_workers: Mapping[str, Health]
     connect: Mapping[str, Any] | None
     dropped: int
+    # The per-second figures (timeline-<stem>.json's content) the report charts; None: no charts.
+    timeline: Mapping[str, Any] | None = None
     windowed: tuple[ThresholdResult, ...] = ()  # the windowed thresholds' verdicts (the timeline's)
     timeline_path: Path | None = None
 
@@ -131,9 +135,9 @@ def _extra_state(facts: RunFacts) -> dict[str, object] | None:
 
 
 def judge(facts: RunFacts) -> Outcome:
-    """Judge the run, write both summaries atomically, print the text summary; returns the outcome,
-    whose closing lines (the verdict table, the paths) the caller prints last. A run refused
-    before any load writes nothing: it logs its line and exits 104."""
+    """Judge the run, write both summaries and the HTML report atomically, print the text summary;
+    returns the outcome, whose closing lines (the verdict table, the paths) the caller prints last.
+    A run refused before any load writes nothing: it logs its line and exits 104."""
     if facts.refusal is not None:
         logger.error("%s", facts.refusal)
         code = exitcodes.INTERRUPTED if facts.interrupted else exitcodes.INVALID_CONFIG
@@ -209,6 +213,9 @@ def judge(facts: RunFacts) -> Outcome:
         requests=requests,
         inconclusive=generator_line if code == exitcodes.INCONCLUSIVE else None,
     )
+    report = write_report(
+        results_dir, scenario.file_stem, summary, facts.timeline, config, Verdict(code, results, requests)
+    )
     print(text, flush=True)
     closing = [render_verdict_table(results)]
     if requests == 0:
@@ -216,4 +223,4 @@ def judge(facts: RunFacts) -> Outcome:
     closing.append(f"summaries: {json_path} {text_path} {junit_path(results_dir, scenario)}")
     if facts.timeline_path is not None:
         closing.append(f"timeline: {facts.timeline_path}")
-    return Outcome(code, results, requests, str(json_path), str(text_path), "\n".join(closing))
+    return Outcome(code, results, requests, str(json_path), str(text_path), "\n".join(closing), str(report))

@@ -195,7 +195,7 @@ class Run:
         self.stop_reason: str | None = None  # stopped early: the target is not ready (exit 2)
         self.abort_reason: str | None = None  # stopped by an abortOnFail threshold (exit 99)
         self.refusal: str | None = None  # refused before any load: a bad configuration (exit 104)
-        self.closing = False  # no agent sends a new beat
+        self.closed_at: float | None = None  # from when no agent sends a new beat (close())
         self.interrupted = False  # stopped by a signal
         self.outcome: Outcome | None = None
         self.drained_at: float | None = None
@@ -209,6 +209,16 @@ class Run:
     def step(self) -> Step | None:
         """The step being run; None until the schedule is fixed."""
         return self.steps[-1] if self.steps else None
+
+    @property
+    def closing(self) -> bool:
+        """True once the run is closed: no agent sends a new beat."""
+        return self.closed_at is not None
+
+    def close(self) -> None:
+        """No agent sends a new beat from now on (the first call's moment is kept)."""
+        if self.closed_at is None:
+            self.closed_at = self.clock()
 
     @property
     def t0(self) -> float | None:
@@ -370,7 +380,7 @@ class Run:
     def refuse(self, line: str) -> None:
         """Refuse the run before any load (a bad configuration somewhere): exit 104."""
         self.refusal = self.refusal or line
-        self.closing = True
+        self.close()
 
     def stop_reason_now(self, now: float) -> str | None:
         """Why the run must stop now, if it must: refused, the target plainly cannot take the storm
@@ -548,6 +558,7 @@ class Run:
             generator_workers=dict(workers),
             connect=None if self.connect is None else self.connect.summary(),
             dropped=int(self.store.counter("dropped_iterations", {}).count),
+            timeline=None if self.refusal is not None else self.timeline.document(),
             windowed=tuple(self.timeline.results()),
             timeline_path=None if self.refusal is not None else self.timeline_path(),
         )
