@@ -18,6 +18,8 @@ higher ones, and only ``plugin`` imports locust or flask (import-linter checks b
 - ``db/``: certctl's database: DSNs, the seed SQL files, seeding and unseeding the fleet.
 - ``model/``: the scenario model: scenario files, calls, the resolved configuration, the target
   URL, the fleet's seed values, the absolute schedule, the value checks behind every option.
+- ``timeline/``: the run second by second: per-second rows in bounded memory, merged across
+  workers, and thresholds judged over windows of W seconds.
 - ``k6/``: k6's semantics: metrics and their store, percentiles, thresholds, durations, abortOnFail.
 - ``errors``, ``exitcodes``: the errors that carry an exit code, and the codes.
 """

@@ -110,6 +110,12 @@ def test_both_summaries_and_the_report_are_written_atomically_with_the_data_so_f
     )
 
 
+def test_the_timeline_is_written_with_every_request_so_far(interrupted):
+    timeline = json.loads((interrupted.results_dir / "timeline-agent-storm.json").read_text())
+    counted = interrupted.summary()["metrics"]["http_reqs"]["values"]["count"]
+    assert sum(row["sent"] for row in timeline["rows"]) == counted
+
+
 def test_the_summary_misses_at_most_the_requests_in_flight(interrupted):
     """Every request the summary counts reached the target and was answered 200; those it misses
     can only be ones in flight when the harness stopped."""

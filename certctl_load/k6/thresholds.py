@@ -39,7 +39,7 @@ METHODS: dict[str, tuple[str, ...]] = {
     "counter": ("count", "rate"),
     "gauge": ("value",),
 }
-OBJECT_KEYS = ("threshold", "abortOnFail", "delayAbortEval")
+OBJECT_KEYS = ("threshold", "abortOnFail", "delayAbortEval", "window")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -68,15 +68,26 @@ class Threshold:
     expression: Expression
     abort_on_fail: bool = False
     delay_abort_eval_s: float = 0.0
+    window_s: int | None = None  # judged in every window of this many seconds (not a k6 key)
+
+    @property
+    def label(self) -> str:
+        """Its key in the summaries: the expression as written, windowed with its window
+        (``p(95)<500 over 30s``, so a plain and a windowed one on one metric never collide)."""
+        text = self.expression.text
+        return text if self.window_s is None else f"{text.strip()} over {self.window_s}s"
 
 
 @dataclass(frozen=True)
 class ThresholdResult:
-    """A threshold's measured value (None: a rate without samples, which passes as in k6) and verdict."""
+    """A threshold's measured value (None: a rate without samples, which passes as in k6; windowed:
+    the worst window's value, None when no window had data) and verdict; windowed, the worst
+    window's start in whole seconds since t0."""
 
     threshold: Threshold
     value: float | None
     ok: bool
+    worst_start_s: int | None = None
 
 
 def parse_metric_key(key: str) -> tuple[str, dict[str, str]]:
@@ -160,7 +171,7 @@ def parse_thresholds(spec: Mapping[str, Any]) -> list[Threshold]:
 
 
 def _parse_item(metric_key: str, name: str, selector: dict[str, str], item: Any) -> Threshold:
-    abort_on_fail, delay_s = False, 0.0
+    abort_on_fail, delay_s, window_s = False, 0.0, None
     if isinstance(item, Mapping):
         unknown = [str(k) for k in item if k not in OBJECT_KEYS]
         if unknown or "threshold" not in item:
@@ -176,6 +187,8 @@ def _parse_item(metric_key: str, name: str, selector: dict[str, str], item: Any)
                 delay_s = parse_duration_seconds(item["delayAbortEval"])
             except ConfigError as error:
                 raise ConfigError(f"expression {item['threshold']!r}: delayAbortEval: {error}") from None
+        if "window" in item:
+            window_s = parse_window(item["window"], item["threshold"])
         item = item["threshold"]
     elif not isinstance(item, str):
         raise ConfigError(f"expression {item!r} must be a string or an object with a 'threshold' key")
@@ -187,7 +200,31 @@ def _parse_item(metric_key: str, name: str, selector: dict[str, str], item: Any)
             f"expression {expression.text!r}: method {expression.method_text()!r}"
             f" does not apply to a {metric_type} metric (use {methods})"
         )
-    return Threshold(metric_key, name, selector, expression, abort_on_fail, delay_s)
+    return Threshold(metric_key, name, selector, expression, abort_on_fail, delay_s, window_s)
+
+
+def parse_window(value: Any, expression: Any) -> int:
+    """A ``window``: whole seconds, at least 1 (whether it is shorter than the run is checked once
+    the run's duration is known: :func:`check_windows`)."""
+    try:
+        seconds = parse_duration_seconds(value)
+    except ConfigError as error:
+        raise ConfigError(f"expression {expression!r}: window: {error}") from None
+    if seconds < 1 or not seconds.is_integer():
+        raise ConfigError(
+            f"expression {expression!r}: window {value!r} is not a whole number of seconds >= 1s"
+        )
+    return int(seconds)
+
+
+def check_windows(thresholds: Sequence[Threshold], duration_s: float) -> None:
+    """ConfigError naming the first window not shorter than the run's ``duration_s``."""
+    for threshold in thresholds:
+        if threshold.window_s is not None and threshold.window_s >= duration_s:
+            raise ConfigError(
+                f"threshold {threshold.metric_key!r}: expression {threshold.expression.text!r}: window "
+                f"{threshold.window_s}s is not shorter than the run's duration ({duration_s:g}s)"
+            )
 
 
 def _percent(expression: Expression) -> float:
@@ -195,9 +232,7 @@ def _percent(expression: Expression) -> float:
     return 50.0 if expression.percentile is None else expression.percentile
 
 
-def _measure(
-    expressions: Sequence[Expression], aggregate: Aggregate, duration_s: float
-) -> list[float | None]:
+def measure(expressions: Sequence[Expression], aggregate: Aggregate, duration_s: float) -> list[float | None]:
     """The values expressions on one metric key compare: trends in ms (every percentile found in one
     walk), rates as a fraction (None without samples), counters as count or count/s."""
     if isinstance(aggregate, TrendAggregate):
@@ -213,22 +248,41 @@ def _measure(
     return [aggregate.value for _ in expressions]
 
 
-def evaluate(thresholds: Sequence[Threshold], store: MetricStore, duration_s: float) -> list[ThresholdResult]:
-    """Judge every threshold over all samples so far, as k6's final check does (each metric key once)."""
+def holds(expression: Expression, value: float) -> bool:
+    """Whether ``value`` satisfies ``expression``."""
+    return OPERATORS[expression.op](value, expression.value)
+
+
+def evaluate(
+    thresholds: Sequence[Threshold],
+    store: MetricStore,
+    duration_s: float,
+    windowed: Sequence[ThresholdResult] = (),
+) -> list[ThresholdResult]:
+    """Judge every threshold over all samples so far, as k6's final check does (each metric key once).
+    A windowed threshold takes its result from ``windowed`` (by metric key and label; none yet: it
+    holds so far, with no value)."""
     by_key: dict[str, list[int]] = {}
+    given = {(r.threshold.metric_key, r.threshold.label): r for r in windowed}
     for index, threshold in enumerate(thresholds):
-        by_key.setdefault(threshold.metric_key, []).append(index)
+        if threshold.window_s is None:
+            by_key.setdefault(threshold.metric_key, []).append(index)
     values: list[float | None] = [None] * len(thresholds)
     for indexes in by_key.values():
         first = thresholds[indexes[0]]
         aggregate = store.select(first.metric, first.selector)
-        measured = _measure([thresholds[i].expression for i in indexes], aggregate, duration_s)
+        measured = measure([thresholds[i].expression for i in indexes], aggregate, duration_s)
         for index, value in zip(indexes, measured, strict=True):
             values[index] = value
     results = []
     for threshold, value in zip(thresholds, values, strict=True):
+        if threshold.window_s is not None:
+            results.append(
+                given.get((threshold.metric_key, threshold.label), ThresholdResult(threshold, None, True))
+            )
+            continue
         expression = threshold.expression
-        ok = value is None or OPERATORS[expression.op](value, expression.value)
+        ok = value is None or holds(expression, value)
         results.append(ThresholdResult(threshold, value, ok))
     return results
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from certctl_load.errors import ConfigError
+from certctl_load.k6.thresholds import check_windows
 from certctl_load.model.calls import HEARTBEAT, CallSpec, heartbeat_interval, offered_rate, with_interval
 from certctl_load.model.endpoint import Endpoint, parse_endpoint
 from certctl_load.model.fleet import DEFAULT_TOKEN
@@ -136,6 +137,7 @@ def resolve_config(options: Any, environ: Mapping[str, str], host: str | None) -
     run_time = getattr(options, "run_time", None)
     if _given(run_time):  # Locust's --run-time (seconds), or the text of a value it cannot take
         duration = positive_duration(run_time, "--run-time")
+    check_windows(scenario.thresholds, duration)
 
     warmup = 0.0
     raw_warmup = getattr(options, "warmup", None)

@@ -126,10 +126,9 @@ class Harness:
         return self.run.fleet_health(self.coordinator.worker_health() if self.coordinator else {})
 
     def timeline_rows(self, since: int) -> list[dict[str, Any]]:
-        """The current run's per-second rows with ``t >= since``, oldest first (the web UI's live
-        charts poll them). The run keeps no per-second figures yet: until it does, [] (the
-        timeline's ``rows_since(since)`` goes here)."""
-        return []
+        """The current run's final per-second rows with ``t >= since``, oldest first (the web UI's
+        live charts poll them); [] before the first run."""
+        return [] if self.run is None else self.run.timeline.rows_since(since)
 
     @property
     def is_worker(self) -> bool:

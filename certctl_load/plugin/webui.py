@@ -181,7 +181,9 @@ def live_figures(source: RunSource, sampler: RateSampler, now: float) -> dict[st
         return {"state": Phase.IDLE.value, **(_config_figures(source.config) if source.config else {})}
     config, store, outcome = run.config, run.store, run.outcome
     if outcome is None:
-        results = evaluate(list(config.scenario.thresholds), store, run.test_run_duration_s(now))
+        results = evaluate(
+            list(config.scenario.thresholds), store, run.test_run_duration_s(now), run.timeline.results()
+        )
     else:
         results = outcome.results
     return {
@@ -200,7 +202,7 @@ def live_figures(source: RunSource, sampler: RateSampler, now: float) -> dict[st
         "thresholds": [
             {
                 "metric": result.threshold.metric_key,
-                "expression": result.threshold.expression.text,
+                "expression": result.threshold.label,
                 "value": result.value,
                 "ok": result.ok,
             }

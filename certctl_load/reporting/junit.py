@@ -30,8 +30,15 @@ def xml_text(value: str) -> str:
 
 def describe(result: ThresholdResult) -> str:
     """The measured value against the limit, e.g. ``p(95)=512.300ms, limit <500``."""
-    expression = result.threshold.expression
-    return f"{expression.method_text()}={format_measured(result)}, limit {expression.op}{expression.value:g}"
+    threshold = result.threshold
+    expression = threshold.expression
+    measured = (
+        f"{expression.method_text()}={format_measured(result)}, limit {expression.op}{expression.value:g}"
+    )
+    if threshold.window_s is not None and result.worst_start_s is not None:
+        start = result.worst_start_s
+        measured += f", worst window {start}s-{start + threshold.window_s}s"
+    return measured
 
 
 def render_junit(
@@ -50,7 +57,7 @@ def render_junit(
     cases: list[tuple[str, str, str | None]] = []  # (name, what was measured, failure message)
     for result in results:
         threshold = result.threshold
-        name = f"{threshold.metric_key} {threshold.expression.text.strip()}"
+        name = f"{threshold.metric_key} {threshold.label.strip()}"
         measured = describe(result)
         cases.append((name, measured, None if result.ok else measured))
     if requests == 0:

@@ -114,7 +114,12 @@ def build_summary(
         }
     for result in thresholds_results:
         entry = metrics[result.threshold.metric_key]
-        entry.setdefault("thresholds", {})[result.threshold.expression.text] = {"ok": result.ok}
+        verdict: dict[str, Any] = {"ok": result.ok}
+        if result.threshold.window_s is not None:
+            verdict.update(
+                worst=result.value, worst_start_s=result.worst_start_s, window_s=result.threshold.window_s
+            )
+        entry.setdefault("thresholds", {})[result.threshold.label] = verdict
 
     state: dict[str, Any] = {
         "isStdOutTTY": is_stdout_tty,

@@ -66,7 +66,7 @@ def format_measured(result: ThresholdResult) -> str:
     """The measured value: ms with 3 decimals for time trends, ``/s`` for counter rates, else 6 digits."""
     value = result.value
     if value is None:
-        return "no samples"
+        return "no samples" if result.threshold.window_s is None or result.ok else "no data"
     threshold = result.threshold
     definition = METRICS[threshold.metric]
     if definition.type == "trend" and definition.contains == "time":
@@ -74,6 +74,13 @@ def format_measured(result: ThresholdResult) -> str:
     if definition.type == "counter" and threshold.expression.method == "rate":
         return f"{value:.6g}/s"
     return f"{value:.6g}"
+
+
+def _measured_cell(result: ThresholdResult) -> str:
+    """The measured value; a windowed threshold's worst window's, and where that window starts."""
+    if result.threshold.window_s is None or result.worst_start_s is None:
+        return format_measured(result)
+    return f"{format_measured(result)} (worst window from {result.worst_start_s}s)"
 
 
 def measured_unit(metric: str, method: str) -> str:
@@ -92,19 +99,20 @@ def measured_unit(metric: str, method: str) -> str:
 def measured_figure(result: ThresholdResult) -> str:
     """The measured value for people (the report, the web UI): ``1.16 ms``, ``0.05 %``, ``166.67 /s``."""
     if result.value is None:
-        return "no samples"
+        return "no samples" if result.threshold.window_s is None or result.ok else "no data"
     threshold = result.threshold
     return format_figure(result.value, measured_unit(threshold.metric, threshold.expression.method))
 
 
 def verdict_rows(
-    results: list[ThresholdResult], measured: Callable[[ThresholdResult], str] = format_measured
+    results: list[ThresholdResult], measured: Callable[[ThresholdResult], str] = _measured_cell
 ) -> list[tuple[str, str, str, str]]:
-    """One row per threshold: metric key, expression, ``measured`` value and PASS/FAIL."""
+    """One row per threshold: metric key, expression (a windowed one's with its window), ``measured``
+    value (by default a windowed one's worst window named too) and PASS/FAIL."""
     return [
         (
             r.threshold.metric_key,
-            r.threshold.expression.text.strip(),
+            r.threshold.label.strip(),
             measured(r),
             "PASS" if r.ok else "FAIL",
         )
@@ -131,3 +139,21 @@ def render_verdict_table(results: list[ThresholdResult]) -> str:
     ]
     lines.append(conclusion(results))
     return "\n".join(lines)
+
+
+def render_windows(results: list[ThresholdResult]) -> str:
+    """The text summary's lines on windowed thresholds: each one's worst window (empty without any)."""
+    lines = []
+    for result in results:
+        threshold = result.threshold
+        window = threshold.window_s
+        if window is None:
+            continue
+        verdict = "ok" if result.ok else "crossed"
+        if result.worst_start_s is None:
+            where = "no window judged"
+        else:
+            start = result.worst_start_s
+            where = f"worst window {start}s-{start + window}s: {format_measured(result)}"
+        lines.append(f"  {threshold.metric_key} {threshold.label.strip()}: {verdict}, {where}")
+    return "\n".join(["thresholds over windows (each must hold in every window):", *lines]) if lines else ""

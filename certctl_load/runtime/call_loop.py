@@ -73,17 +73,22 @@ class CallLoop:
         self.hold_slot = schedule.first_at_or_after(hold_from)
         self.hold_from = hold_from
 
-    def _dropped(self, first: int, stop: int) -> None:
-        """Slots ``first`` to ``stop`` (exclusive) were dropped: each counts where its slot lies."""
-        judged = max(0, stop - max(first, self.hold_slot))
-        self.recorder.dropped(judged)
-        self.warmup_recorder.dropped(max(0, stop - first) - judged)
-
     def seconds_to_next(self, now: float) -> float | None:
         """How long until the next slot; None once the run has no slot left for this call."""
         if self.next_slot >= self.schedule.slot_count():
             return None
         return max(0.0, self.schedule.slot_time(self.next_slot) - now)
+
+    def _drop(self, first: int, count: int) -> None:
+        """Slots ``first`` .. ``first + count - 1`` were dropped: each counts in its own second, and in
+        the warm-up's store when it fell due in the warm-up."""
+        if count:
+            slot_time, stop = self.schedule.slot_time, first + count
+            hold = min(max(first, self.hold_slot), stop)
+            if hold > first:
+                self.warmup_recorder.dropped(hold - first, [slot_time(k) for k in range(first, hold)])
+            if stop > hold:
+                self.recorder.dropped(stop - hold, [slot_time(k) for k in range(hold, stop)])
 
     def beat(self) -> None:
         """Send the request due now (dropping slots missed while unable to send), record it; once
@@ -93,20 +98,27 @@ class CallLoop:
             self.stop(run.closed_at)
             return
         wake = on_wake(schedule, self.next_slot, run.clock())
-        self._dropped(self.next_slot, self.next_slot + wake.dropped)
+        self._drop(self.next_slot, wake.dropped)
         if wake.slot >= schedule.slot_count():
             self.next_slot = wake.slot
             return
+        timeline = run.timeline
+        if wake.late:
+            timeline.late.append((schedule.slot_time(wake.slot), self.recorder.name))
         run.inflight += 1
         sent_at = run.clock()
+        timeline.sends.append(sent_at)
         try:
             exchange = self.connection.request(self.request)
+        except BaseException:  # killed mid-request (the user stopped): it never ends
+            timeline.abandoned.append(sent_at)
+            raise
         finally:
             run.inflight -= 1
         finished = run.clock()
         run.last_response_at = max(run.last_response_at, finished)
         recorder = self.recorder if wake.slot >= self.hold_slot else self.warmup_recorder
-        recorder.record(exchange, late=wake.late, at=finished, agent=self.agent)
+        recorder.record(exchange, late=wake.late, at=finished, agent=self.agent, sent_at=sent_at)
         hold_from, end = self.hold_from, schedule.end
         if hold_from <= sent_at < end:
             run.hold_sent += 1
@@ -120,14 +132,13 @@ class CallLoop:
             self.stop(run.closed_at)
             return
         self.next_slot, dropped = after_response(schedule, wake.slot, finished)
-        self._dropped(wake.slot + 1, wake.slot + 1 + dropped)
+        self._drop(wake.slot + 1, dropped)
 
     def stop(self, closed_at: float) -> None:
         """The run closed at ``closed_at``: the slots before it this agent did not send are its
         drops (woken late, or in flight across one); later ones are not its own (a stopping
         worker's master counts them), and the loop has no slot left."""
-        first = self.next_slot
-        self._dropped(first, first + slots_before(self.schedule, first, closed_at))
+        self._drop(self.next_slot, slots_before(self.schedule, self.next_slot, closed_at))
         self.next_slot = self.schedule.slot_count()
 
     def run_forever(self) -> None:

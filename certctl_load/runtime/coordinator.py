@@ -139,6 +139,7 @@ class Coordinator:
             t0 = now + schedule_lead(max(map(len, dealt.values()), default=0), DISTRIBUTED_LEAD_S)
             run.start_at(t0)
         names = {node.id: f"worker {node.index} ({node.host})" for node in nodes}
+        run.timeline.expect(dealt)
         for worker, agents in dealt.items():
             self.workers[worker] = _WorkerState(agents=set(agents), last_heard=now, name=names[worker])
             plan = {
@@ -190,6 +191,8 @@ class Coordinator:
         run = self.run
         state = self.workers.setdefault(worker, _WorkerState())
         run.store.merge(data["delta"])
+        if "timeline" in data:
+            run.timeline.merge(worker, data["timeline"])
         samples = data.get("samples")
         if samples is not None and run.samples is not None:
             run.samples.merge(samples)
@@ -235,6 +238,7 @@ class Coordinator:
             if state.lost or worker in live or not state.agents:
                 continue
             state.lost = True
+            self.run.timeline.forget(worker)  # its seconds hold the fleet's back no more
             self._orphan(worker, state)
         self.hand_out_orphans()
         self._start_when_connected()
@@ -295,14 +299,16 @@ Send = Callable[[str, Any], None]
 """A worker's line to the master: ``send(message, data)``."""
 
 
-def worker_report(run: Run) -> dict[str, Any]:
-    """What a worker sends the master: the exact samples since its last report, and its status;
-    with k6's JSON output, the raw samples too. ``taken_at``: the worker answers (sent, or counted
-    as dropped) for every slot before it: now, or, once the run is closed, the moment it closed
-    (a report after the hand-over must not claim the slots no one sent since)."""
+def worker_report(run: Run, *, final: bool = False) -> dict[str, Any]:
+    """What a worker sends the master: the exact samples since its last report, its timeline's
+    seconds since then (``final``: its last), and its status; with k6's JSON output, the raw
+    samples too. ``taken_at``: the worker answers (sent, or counted as dropped) for every slot
+    before it: now, or, once the run is closed, the moment it closed (a report after the
+    hand-over must not claim the slots no one sent since)."""
     report = {
         "taken_at": run.clock() if run.closed_at is None else run.closed_at,
         "delta": run.store.take_delta(),
+        "timeline": run.timeline.take_delta(run.clock(), done=final),
         "running": run.agents_running,
         "waiting": run.waiting_for_agents,
         "errors": run.harness_errors,
@@ -322,6 +328,7 @@ def apply_plan(run: Run, plan: dict[str, Any]) -> None:
     for name, interval in plan["intervals"].items():
         calls = with_interval(calls, name, interval)
     run.keep_samples(bool(plan.get("samples")))
+    run.timeline.worker = True  # the master judges the windows
     run.prepare(Shape(plan["fleet_size"], plan["duration_s"], calls), [AgentGrant(i) for i in plan["agents"]])
     if plan["t0"] is not None:
         run.start_at(plan["t0"])
@@ -353,7 +360,7 @@ def send_final_when_drained(run: Run, send: Send) -> None:
     def wait_and_send() -> None:
         wait_until_drained(run, GRACEFUL_STOP_S)
         run.wind_down()
-        send(FINAL, worker_report(run))
+        send(FINAL, worker_report(run, final=True))
 
     gevent.spawn(wait_and_send)
 
@@ -364,5 +371,5 @@ def hand_over_on_exit(run: Run, send: Send) -> None:
     run.close()  # no beat is sent from here on: the master counts later slots as lost
     wait_until_drained(run, 5.0)
     run.drained()
-    send(FINAL, worker_report(run))
+    send(FINAL, worker_report(run, final=True))
     run.wind_down()

@@ -20,6 +20,7 @@ from typing import Any
 import gevent
 
 from certctl_load.k6.metrics import MetricStore
+from certctl_load.timeline.timeline import Timeline
 
 LAG_PROBE_INTERVAL_S = 0.050
 CPU_SAMPLE_INTERVAL_S = 1.0
@@ -69,8 +70,9 @@ class CollectorPauses:
     """Every garbage collection while installed, timed through ``gc.callbacks`` into the store's
     ``generator_gc`` and into this process's own tally."""
 
-    def __init__(self, store: MetricStore) -> None:
+    def __init__(self, store: MetricStore, timeline: Timeline | None = None) -> None:
         self._store = store
+        self._timeline = timeline
         self._key = store.trend_key("generator_gc", {})
         self._started = 0.0
         self.count = 0
@@ -89,6 +91,8 @@ class CollectorPauses:
         self.max_ms = max(self.max_ms, pause_ms)
         self.total_ms += pause_ms
         self._store.add_trend_key(self._key, pause_ms)
+        if self._timeline is not None:
+            self._timeline.samples.append((time.time(), "generator_gc", pause_ms))
 
     def install(self) -> None:
         if self not in gc.callbacks:
@@ -131,8 +135,11 @@ class LagProbe(_Periodic):
     """Sleeps ``interval_s`` again and again and records how late it wakes (ms): in the store, for
     thresholds over the whole fleet, and in a store of this process's own."""
 
-    def __init__(self, store: MetricStore, interval_s: float = LAG_PROBE_INTERVAL_S) -> None:
+    def __init__(
+        self, store: MetricStore, timeline: Timeline | None = None, interval_s: float = LAG_PROBE_INTERVAL_S
+    ) -> None:
         super().__init__(interval_s)
+        self._timeline = timeline
         self.own = MetricStore()
         self._keys = (
             (store, store.trend_key("generator_lag", {})),
@@ -147,6 +154,8 @@ class LagProbe(_Periodic):
             lag_ms = max(0.0, (time.perf_counter() - expected) * 1000.0)
             for store, key in keys:
                 store.add_trend_key(key, lag_ms)
+            if self._timeline is not None:
+                self._timeline.samples.append((time.time(), "generator_lag", lag_ms))
 
     def figures(self) -> dict[str, float]:
         """This process's lag p50, p99 and max (ms)."""
@@ -158,15 +167,18 @@ class CpuMeter(_Periodic):
     """This process's CPU as % of one core every second, as the gauge ``generator_cpu``; keeps
     the busiest full 10 s."""
 
-    def __init__(self, store: MetricStore) -> None:
+    def __init__(self, store: MetricStore, timeline: Timeline | None = None) -> None:
         super().__init__(CPU_SAMPLE_INTERVAL_S)
         self._store = store
+        self._timeline = timeline
         self._recent: deque[float] = deque(maxlen=CPU_WINDOW_SAMPLES)
         self.busiest_pct = 0.0
 
     def observe(self, pct: float) -> None:
         """One second's CPU: the gauge, and the busiest full 10 s window so far."""
         self._store.set_gauge("generator_cpu", pct, {})
+        if self._timeline is not None:
+            self._timeline.samples.append((time.time(), "generator_cpu", pct))
         self._recent.append(pct)
         if len(self._recent) == CPU_WINDOW_SAMPLES:
             self.busiest_pct = max(self.busiest_pct, sum(self._recent) / CPU_WINDOW_SAMPLES)

@@ -41,6 +41,13 @@ _SO_TIMESTAMPNS = 35
 _STAMPS = hasattr(socket.socket, "recvmsg_into") and sys.platform == "linux"
 _ANCILLARY_SIZE = socket.CMSG_SPACE(16) if _STAMPS else 0
 _TIMESPEC = struct.Struct("qq")
+# Connections this process holds open now (the timeline's ``connections``).
+_open_count = 0
+
+
+def open_connections() -> int:
+    """How many connections this process's agents hold open now."""
+    return _open_count
 
 
 def _resolve(host: str, port: int) -> tuple[int, int, int, tuple[Any, ...]]:
@@ -136,7 +143,9 @@ class Connection:
         self._arrived = 0.0  # system time the last segment read arrived (kernel stamp), 0 if none
 
     def close(self) -> None:
+        global _open_count
         if self._sock is not None:
+            _open_count -= 1
             try:
                 self._sock.close()
             finally:
@@ -177,6 +186,8 @@ class Connection:
             except BaseException:
                 sock.close()
                 raise
+        global _open_count
+        _open_count += 1  # the caller holds it as self._sock until close()
         return sock
 
     def request(self, raw: bytes, *, want_body: bool = False) -> Exchange:

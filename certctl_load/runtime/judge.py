@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from certctl_load import exitcodes
@@ -24,7 +25,7 @@ from certctl_load.reporting.html_report import Verdict, write_report
 from certctl_load.reporting.junit import junit_path, write_junit
 from certctl_load.reporting.summary import CheckCount, build_summary
 from certctl_load.reporting.text_summary import render_text_summary
-from certctl_load.reporting.verdict_table import render_verdict_table
+from certctl_load.reporting.verdict_table import render_verdict_table, render_windows
 from certctl_load.runtime.generator import Health
 
 logger = logging.getLogger("certctl_load")
@@ -65,6 +66,8 @@ class RunFacts:
     # The per-second figures (timeline-<stem>.json's content) the report charts; None: no charts.
     timeline: Mapping[str, Any] | None = None
     hold: Mapping[str, float] | None = None  # with --warmup: the hold's window and counts
+    windowed: tuple[ThresholdResult, ...] = ()  # the windowed thresholds' verdicts (the timeline's)
+    timeline_path: Path | None = None
 
 
 def exit_code_for(
@@ -145,7 +148,7 @@ def judge(facts: RunFacts) -> Outcome:
     duration_s = facts.duration_s
     store = facts.store
     calls = facts.calls
-    results = evaluate(list(scenario.thresholds), store, duration_s)
+    results = evaluate(list(scenario.thresholds), store, duration_s, facts.windowed)
     requests = int(store.counter("http_reqs", {}).count)
     checks = []
     for call in calls:
@@ -193,6 +196,9 @@ def judge(facts: RunFacts) -> Outcome:
             f"\n\nwarm-up: the first {hold['from_s']:g}s were not judged; in the {hold['duration_s']:g}s "
             f"hold {hold['sent']:,.0f} requests were sent and {hold['completed']:,.0f} completed"
         )
+    windows = render_windows(results)
+    if windows:
+        text += "\n\n" + windows
     breakdown = render_breakdown(failures)
     if breakdown:
         text += "\n\n" + breakdown
@@ -224,4 +230,6 @@ def judge(facts: RunFacts) -> Outcome:
     if requests == 0:
         closing.append("no heartbeat was sent: the run cannot pass")
     closing.append(f"summaries: {json_path} {text_path} {junit_path(results_dir, scenario)}")
+    if facts.timeline_path is not None:
+        closing.append(f"timeline: {facts.timeline_path}")
     return Outcome(code, results, requests, str(json_path), str(text_path), "\n".join(closing), str(report))

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from certctl_load.k6.metrics import CounterKey, MetricStore, RateKey, TrendKey
 from certctl_load.reporting.k6_json import DropRow, GaugeRow, RequestRow
 from certctl_load.runtime.httpclient import Exchange
+from certctl_load.timeline.timeline import RequestGroup, Timeline
 
 
 class RequestFailed(Exception):
@@ -33,6 +34,7 @@ class _StatusKeys:
     received: CounterKey
     check: RateKey
     failure: RequestFailed | None
+    group: RequestGroup
 
 
 class Samples:
@@ -85,12 +87,15 @@ class Recorder:
         name: str,
         method: str,
         check: str,
+        timeline: Timeline,
         samples: Samples | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``samples``: where the raw rows go when k6's JSON output is asked for (None: nowhere);
-        ``clock`` dates a drop's row."""
+        """``timeline``: where each request's end goes, by the second it was sent in; ``samples``:
+        where the raw rows go when k6's JSON output is asked for (None: nowhere); ``clock`` dates a
+        drop's row."""
         self.store = store
+        self.timeline = timeline
         self.samples = samples
         self.clock = clock
         self.request_event = request_event
@@ -119,6 +124,8 @@ class Recorder:
             if error:
                 tags["error"] = error
             store = self.store
+            check_tags = {"scenario": self.scenario, "check": self.check}
+            kind = None if expected else (error or str(status))
             failure = (
                 None if expected else RequestFailed(f"network error: {error}" if error else f"HTTP {status}")
             )
@@ -129,16 +136,20 @@ class Recorder:
                 reqs=store.counter_key("http_reqs", tags),
                 sent=store.counter_key("data_sent", tags),
                 received=store.counter_key("data_received", tags),
-                check=store.rate_key("checks", {"scenario": self.scenario, "check": self.check}),
+                check=store.rate_key("checks", check_tags),
                 failure=failure,
+                group=self.timeline.group(tags, check_tags, 200 <= status <= 299, kind),
             )
             self._by_status[cache_key] = keys
         return keys
 
-    def record(self, exchange: Exchange, *, late: bool, at: float = 0.0, agent: int = 0) -> None:
-        """One request sent for a slot: k6's http_* samples, the check, the iteration, Locust's event.
-        ``at`` (when the request ended) and ``agent`` (its 0-based index) date and place its row
-        for k6's JSON output."""
+    def record(
+        self, exchange: Exchange, *, late: bool, at: float = 0.0, agent: int = 0, sent_at: float | None = None
+    ) -> None:
+        """One request sent for a slot: k6's http_* samples, the check, the iteration, Locust's event,
+        its end in the timeline. ``at`` (when the request ended) and ``agent`` (its 0-based index)
+        date and place its row for k6's JSON output; ``sent_at`` (default ``at``) places it in the
+        timeline."""
         keys = self._keys(exchange.status, exchange.error)
         store = self.store
         duration_ms = exchange.duration_s * 1000.0
@@ -153,6 +164,10 @@ class Recorder:
         store.add_counter_key(self._iterations, 1)
         if late:
             store.add_counter_key(self._late, 1)
+        began = at if sent_at is None else sent_at
+        self.timeline.ends.append(
+            (began, at, duration_ms, connect_ms, exchange.sent, exchange.received, keys.group)
+        )
         samples = self.samples
         if samples is not None:
             samples.requests.append(
@@ -168,8 +183,12 @@ class Recorder:
             context={},
         )
 
-    def dropped(self, count: int) -> None:
-        """Slots that fell due while the agent could not send: k6's dropped_iterations."""
+    def dropped(self, count: int, slots_at: Sequence[float] = ()) -> None:
+        """Slots that fell due while the agent could not send: k6's dropped_iterations (``slots_at``:
+        when each was due, for the timeline)."""
+        if slots_at:
+            drops, name = self.timeline.drops, self.name
+            drops.extend((slot_at, name) for slot_at in slots_at)
         if count:
             self.store.add_counter_key(self._dropped, count)
             if self.samples is not None:

@@ -10,12 +10,14 @@ tests. A run is a sequence of steps, each with its own t0 and fleet (a storm has
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import gevent
 from gevent.event import Event
@@ -25,6 +27,7 @@ from certctl_load.k6.abort import CHECK_EVERY_S, abort_reason
 from certctl_load.k6.metrics import MetricStore
 from certctl_load.model.calls import CallSpec
 from certctl_load.model.config import RunConfig
+from certctl_load.reporting.files import write_atomically
 from certctl_load.reporting.k6_json import K6JsonStream
 from certctl_load.runtime.connect_phase import ConnectPhase
 from certctl_load.runtime.early_stop import early_stop_reason
@@ -38,10 +41,11 @@ from certctl_load.runtime.generator import (
     fleet_health,
     judge_health,
 )
-from certctl_load.runtime.httpclient import Connection, make_ssl_context
+from certctl_load.runtime.httpclient import Connection, make_ssl_context, open_connections
 from certctl_load.runtime.judge import Outcome, RunFacts, judge
 from certctl_load.runtime.recorder import Recorder, RequestEvent, Samples
 from certctl_load.runtime.request_trace import RequestTrace
+from certctl_load.timeline.timeline import Timeline
 
 logger = logging.getLogger("certctl_load")
 
@@ -154,6 +158,8 @@ class Run:
         # master's plan asks for them).
         self.samples: Samples | None = Samples() if config.out is not None else None
         self._json: K6JsonStream | None = None  # the output file, opened at the first batch
+        # The run second by second, and its windowed thresholds (a worker's hands its seconds over).
+        self.timeline = Timeline(config.scenario.thresholds, config.scenario.name)
         self.recorders: Mapping[str, Recorder] = {
             call.name: Recorder(
                 self.store,
@@ -162,6 +168,7 @@ class Run:
                 name=call.name,
                 method=call.method,
                 check=call.check,
+                timeline=self.timeline,
                 samples=self.samples,
                 clock=clock,
             )
@@ -179,6 +186,7 @@ class Run:
                     name=call.name,
                     method=call.method,
                     check=call.check,
+                    timeline=self.timeline,  # the warm-up's seconds are charted too
                     clock=clock,
                 )
                 for call in config.calls
@@ -193,9 +201,9 @@ class Run:
         self.trace = RequestTrace(config.request_trace) if config.request_trace else None
         self.watch_generator = watch_generator
         self.collector = CollectorGuard()
-        self.collector_pauses = CollectorPauses(self.store)
-        self.lag_probe = LagProbe(self.store)
-        self.cpu_meter = CpuMeter(self.store)
+        self.collector_pauses = CollectorPauses(self.store, self.timeline)
+        self.lag_probe = LagProbe(self.store, self.timeline)
+        self.cpu_meter = CpuMeter(self.store, self.timeline)
         self.steps: list[Step] = []
         self.shape: Shape | None = None  # the next step's, known before its t0
         self.connect: ConnectPhase | None = None  # the fleet's connects before t0, when it has them
@@ -282,9 +290,26 @@ class Run:
         assert self.shape is not None, "prepare the step first"
         step = Step(t0, self.shape, self.config.warmup_s)
         self.steps.append(step)
+        self.timeline.start(t0, step.fleet_size, [call.interval_s for call in step.calls], step.duration_s)
         self._scheduled.set()
         if self.watch_generator:
             gevent.spawn(self._watch_generator, step)
+            gevent.spawn(self._tick_timeline, step)
+
+    def _tick_timeline(self, step: Step) -> None:
+        """At the end of every second from t0 until the run is judged: the connections open then,
+        and the timeline folded (and, not on a worker, its final seconds judged)."""
+        second = 0
+        while self.outcome is None and not self.timeline.handed_over:
+            gevent.sleep(max(0.0, step.t0 + second + 1 - self.clock()))
+            self.tick_timeline(second)
+            second += 1
+
+    def tick_timeline(self, second: int) -> None:
+        """The end of ``second`` since t0: record the connections open now, fold the timeline and,
+        not on a worker, make its final seconds final (the windows they close judged)."""
+        self.timeline.connections_at(second, open_connections())
+        self.timeline.advance(self.clock())
 
     def _watch_generator(self, step: Step) -> None:
         """Freeze what the agents built for the step just before t0; from t0 time every collection,
@@ -375,8 +400,10 @@ class Run:
         """The users running now (k6's ``vus``), read at every shape tick; with k6's JSON output
         each reading is a ``vus`` and a ``vus_max`` point, as k6 writes them every second."""
         self.store.set_gauge("vus", users, {})
+        now = self.clock()
+        self.timeline.samples.append((now, "vus", users))
+        self.timeline.samples.append((now, "vus_max", self.config.fleet_size))
         if self.samples is not None:
-            now = self.clock()
             self.samples.gauges.append((now, "vus", users))
             self.samples.gauges.append((now, "vus_max", self.config.fleet_size))
 
@@ -394,6 +421,7 @@ class Run:
         if step is None:
             return self.stop_reason  # the fleet could not connect
         elapsed = now - step.t0
+        self.timeline.advance(now)
         scenario = self.config.scenario.name
         # In the warm-up its own samples tell; in the hold, the hold's from its start.
         store, since = (
@@ -402,7 +430,9 @@ class Run:
         self.stop_reason = self.stop_reason or early_stop_reason(store, scenario, since)
         if self.stop_reason is None and self.abort_reason is None and elapsed >= self._next_abort_check:
             self._next_abort_check = elapsed + CHECK_EVERY_S
-            self.abort_reason = abort_reason(self.config.scenario.thresholds, self.store, elapsed)
+            self.abort_reason = abort_reason(
+                self.config.scenario.thresholds, self.store, elapsed, self.timeline.results()
+            )
         return self.stop_reason or self.abort_reason
 
     def schedule_over(self, now: float) -> bool:
@@ -446,11 +476,26 @@ class Run:
             self.recorders[name].dropped(count)
         if self.refusal is None:
             self._write_json_output()
+            self._write_timeline()
         stopped_on_purpose = any((self.stop_reason, self.abort_reason, self.refusal))
         ended_before_schedule = not stopped_on_purpose and not self.schedule_over(now)
         cut_short = interrupted or self.interrupted or ended_before_schedule
         self.outcome = judge(self._facts(now, cut_short, worker_errors, worker_health or {}))
         return self.outcome
+
+    def timeline_path(self) -> Path:
+        """``results/timeline-agent-storm.json``, beside the summaries."""
+        return self.config.results_dir / f"timeline-{self.config.scenario.file_stem}.json"
+
+    def _write_timeline(self) -> None:
+        """Every second final, the timeline file written (a file that cannot be written is a harness
+        error, exit 1; the summaries are still written)."""
+        self.timeline.finish()
+        try:
+            write_atomically(self.timeline_path(), json.dumps(self.timeline.document()) + "\n")
+        except OSError as error:
+            self.harness_errors += 1
+            logger.error("timeline %s: not written: %s", self.timeline_path(), error.strerror or error)
 
     def write_samples(self) -> None:
         """With --out json=FILE, on a local or master process (every shape tick, and at the end): the
@@ -549,6 +594,9 @@ class Run:
             connect=None if self.connect is None else self.connect.summary(),
             dropped=int(self.store.counter("dropped_iterations", {}).count),
             hold=self.hold_figures(),
+            timeline=None if self.refusal is not None else self.timeline.document(),
+            windowed=tuple(self.timeline.results()),
+            timeline_path=None if self.refusal is not None else self.timeline_path(),
         )
 
     def hold_figures(self) -> dict[str, float] | None:
