@@ -28,8 +28,10 @@ def test_the_verdict_and_the_paths_are_the_last_lines_of_the_log(tmp_path):
     log = done.stdout
     assert done.returncode == 0, log[-3000:]
     lines = [line for line in log.splitlines() if line.strip()]
-    assert lines[-1].startswith("summaries: ") and lines[-1].endswith("junit-agent-storm.xml")
-    assert lines[-2] == "all 3 thresholds passed"
-    assert lines[-6].startswith("threshold ") and lines[-6].split()[-1] == "verdict"
-    assert log.rindex("Response time percentiles") < log.rindex(lines[-6])
+    assert lines[-1].startswith("report: ") and lines[-1].endswith("timeline-agent-storm.json)")
+    assert "report-agent-storm.html (per second: " in lines[-1]
+    assert lines[-2].startswith("summaries: ") and lines[-2].endswith("junit-agent-storm.xml")
+    assert lines[-3] == "all 3 thresholds passed"
+    assert lines[-7].startswith("threshold ") and lines[-7].split()[-1] == "verdict"
+    assert log.rindex("Response time percentiles") < log.rindex(lines[-7])
     assert "spawn rate is very high" not in log  # 150 agents spawn at once, on purpose

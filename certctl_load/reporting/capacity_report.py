@@ -18,7 +18,7 @@ from typing import Any
 from certctl_load.reporting.charts import asset, charts_json
 from certctl_load.reporting.figures import NO_VALUE, format_figure, units_json
 from certctl_load.reporting.files import write_atomically
-from certctl_load.reporting.html_report import _page, _table, _verdict_badge
+from certctl_load.reporting.html_report import html_page, html_table, verdict_badge
 from certctl_load.reporting.verdict_table import VerdictWord
 
 # The search's result as a word and its tone.
@@ -129,13 +129,13 @@ def render_capacity_report(
     word = result_word(data)
     steps: Sequence[Mapping[str, Any]] = data["steps"]
     body = [
-        f"<h1>certctl-load capacity: {escape(scenario)} {_verdict_badge(word)}</h1>",
+        f"<h1>certctl-load capacity: {escape(scenario)} {verdict_badge(word)}</h1>",
         f'<p class="lede" id="certctl-line">{escape(data["line"])}</p>',
         f"<p>{escape(word.text)}; heartbeat interval {data['heartbeat_interval_s']:g} s</p>",
         "<h2>Against fleet size</h2>",
         '<div id="fleet-charts"></div>',
         "<h2>Steps</h2>",
-        _table(HEADER, step_rows(data), [VERDICT_TONES.get(step["verdict"], "warn") for step in steps]),
+        html_table(HEADER, step_rows(data), [VERDICT_TONES.get(step["verdict"], "warn") for step in steps]),
         "<h2>Each step per second</h2>",
     ]
     drawn = []
@@ -157,7 +157,7 @@ def render_capacity_report(
         "fleet": fleet_series(data),
         "steps": drawn,
     }
-    return _page(f"certctl-load capacity: {scenario}", "\n".join(body), page_data, asset("capacity.js"))
+    return html_page(f"certctl-load capacity: {scenario}", "\n".join(body), page_data, asset("capacity.js"))
 
 
 def write_capacity_report(

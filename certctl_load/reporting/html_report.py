@@ -103,7 +103,7 @@ def _data_script(data: Mapping[str, Any]) -> str:
     return f'<script type="application/json" id="certctl-data">{text}</script>'
 
 
-def _page(title: str, body: str, data: Mapping[str, Any], start: str) -> str:
+def html_page(title: str, body: str, data: Mapping[str, Any], start: str) -> str:
     """A whole page: uPlot's and the page's styles, ``body``, the data, uPlot, the charts, ``start``."""
     return "\n".join(
         [
@@ -124,14 +124,15 @@ def _page(title: str, body: str, data: Mapping[str, Any], start: str) -> str:
     )
 
 
-def _verdict_badge(word: VerdictWord, element_id: str = "certctl-verdict") -> str:
+def verdict_badge(word: VerdictWord, element_id: str = "certctl-verdict") -> str:
+    """The verdict as a coloured word (its full text as the title)."""
     return (
         f'<span id="{element_id}" class="verdict tone-{escape(word.tone)}" title="{escape(word.text)}">'
         f"{escape(word.word)}</span>"
     )
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], tones: Sequence[str] = ()) -> str:
+def html_table(header: Sequence[str], rows: Sequence[Sequence[str]], tones: Sequence[str] = ()) -> str:
     """An HTML table; ``tones`` colours each row's last cell (``pass``, ``fail`` or empty)."""
     head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
     lines = [f"<table><thead><tr>{head}</tr></thead><tbody>"]
@@ -221,14 +222,14 @@ def render_report(
     rows = list(timeline.get("rows", [])) if timeline else []
     name = options.scenario.name
     body = [
-        f"<h1>certctl-load: {escape(name)} {_verdict_badge(word)}</h1>",
+        f"<h1>certctl-load: {escape(name)} {verdict_badge(word)}</h1>",
         f'<p class="lede">{escape(f"{word.text} (exit code {verdict.exit_code}); {_headline(summary)}")}</p>',
         "<h2>Thresholds</h2>",
     ]
     if verdict.results:
         table_rows = verdict_rows(verdict.results, measured_figure)
         body.append(
-            _table(HEADER, table_rows, ["pass" if row[3] == "PASS" else "fail" for row in table_rows])
+            html_table(HEADER, table_rows, ["pass" if row[3] == "PASS" else "fail" for row in table_rows])
         )
         body.append(f"<p>{escape(conclusion(verdict.results))}</p>")
     else:
@@ -237,7 +238,7 @@ def render_report(
     if windows:
         body.append("<h3>Worst windows</h3>")
         tones = ["pass" if row[3] == "PASS" else "fail" for row in windows]
-        body.append(_table(("threshold", "worst", "window", "verdict"), windows, tones))
+        body.append(html_table(("threshold", "worst", "window", "verdict"), windows, tones))
     stop_reason = summary.get("state", {}).get("stopReason")
     if stop_reason:
         body.append(f"<p>{escape(str(stop_reason))}</p>")
@@ -251,20 +252,20 @@ def render_report(
         failure_rows = [
             (f["kind"], format_figure(f["count"], "count"), f.get("hint") or "") for f in failures
         ]
-        body.append(_table(("kind", "count", "hint"), failure_rows))
+        body.append(html_table(("kind", "count", "hint"), failure_rows))
     generator = summary.get("generator", {})
     if generator:
         body.append("<h2>Load generator</h2>")
-        body.append(_table(("figure", "value"), _generator_rows(generator)))
+        body.append(html_table(("figure", "value"), _generator_rows(generator)))
     body.append("<h2>Options</h2>")
-    body.append(_table(("option", "value"), run_options(options)))
+    body.append(html_table(("option", "value"), run_options(options)))
     data = {
         "units": units_json(),
         "charts": charts_json(),
         "marks": latency_marks(summary_thresholds(summary)),
         "rows": rows,
     }
-    return _page(f"certctl-load report: {name}", "\n".join(body), data, "CertctlCharts.mount();")
+    return html_page(f"certctl-load report: {name}", "\n".join(body), data, "CertctlCharts.mount();")
 
 
 def write_report(
@@ -285,10 +286,10 @@ def render_live_page(scenario: str) -> str:
     """The web UI's live charts: the same charts, filled by polling ``./timeline?since=N``."""
     body = "\n".join(
         [
-            f"<h1>certctl-load: {escape(scenario)} {_verdict_badge(verdict_word(None))}</h1>",
+            f"<h1>certctl-load: {escape(scenario)} {verdict_badge(verdict_word(None))}</h1>",
             '<p class="lede" id="certctl-state">waiting for the web UI</p>',
             '<ul id="certctl-marks"></ul><div id="charts"></div>',
         ]
     )
     data = {"units": units_json(), "charts": charts_json(), "marks": {"lines": [], "windows": []}, "rows": []}
-    return _page(f"certctl-load live: {scenario}", body, data, asset("live.js"))
+    return html_page(f"certctl-load live: {scenario}", body, data, asset("live.js"))

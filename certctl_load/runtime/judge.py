@@ -230,6 +230,6 @@ def judge(facts: RunFacts) -> Outcome:
     if requests == 0:
         closing.append("no heartbeat was sent: the run cannot pass")
     closing.append(f"summaries: {json_path} {text_path} {junit_path(results_dir, scenario)}")
-    if facts.timeline_path is not None:
-        closing.append(f"timeline: {facts.timeline_path}")
+    per_second = "" if facts.timeline_path is None else f" (per second: {facts.timeline_path})"
+    closing.append(f"report: {report}{per_second}")
     return Outcome(code, results, requests, str(json_path), str(text_path), "\n".join(closing), str(report))
