@@ -178,6 +178,7 @@ class Options:
     processes: int
     targets: int
     limit_kb: int
+    everything: bool = False
 
 
 @dataclass
@@ -207,6 +208,21 @@ class RunResult:
         return self.requests is not None and self.requests + self.dropped == self.expected
 
 
+# The shipped thresholds, plus windowed ones on both metrics (the windows' ring of one-second
+# histograms), for a storm with every per-second figure on; with --out json as well.
+EVERYTHING_SCENARIO = """name: agent_storm
+thresholds:
+  "http_req_duration{scenario:agent_storm}":
+    - p(99)<1000
+    - p(95)<500
+    - {threshold: "p(95)<500", window: "10s"}
+    - {threshold: "p(99)<1000", window: "20s"}
+  "http_req_failed{scenario:agent_storm}":
+    - rate<0.001
+    - {threshold: "rate<0.001", window: "10s"}
+"""
+
+
 def run_once(options: Options, run_time_s: float, workdir: Path) -> RunResult:
     """One storm on fresh targets, the harness's memory sampled every second."""
     workdir.mkdir(parents=True)
@@ -216,6 +232,10 @@ def run_once(options: Options, run_time_s: float, workdir: Path) -> RunResult:
             targets[0].url, workdir / "results", fleet=options.fleet, interval_s=options.interval_s,
             run_time_s=run_time_s, processes=options.processes,
         )  # fmt: skip
+        if options.everything:
+            scenario = workdir / "scenario.yaml"
+            scenario.write_text(EVERYTHING_SCENARIO)
+            command += ["--scenario", str(scenario), "--out", f"json={workdir / 'samples.json.gz'}"]
         sampler = Sampler(targets, options.processes)
         log = workdir / "locust.log"
         usage = run_measured(
@@ -341,6 +361,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--targets", type=int, default=1, help="reference targets sharing the port (--reuse-port; default 1)"
     )
     parser.add_argument("--limit-mb", type=float, default=3.0, help="allowed RSS movement, MB (default 3)")
+    parser.add_argument(
+        "--everything",
+        action="store_true",
+        help="windowed thresholds (10 s, 20 s) and k6's JSON output (--out json=...gz) on as well",
+    )
     parser.add_argument("--keep", metavar="DIR", help="keep every run's files under DIR")
     args = parser.parse_args(argv)
     try:
@@ -353,7 +378,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def run_all(args: argparse.Namespace, argv: Sequence[str], workdir: Path) -> int:
-    options = Options(args.fleet, args.interval, args.processes, args.targets, int(args.limit_mb * 1024))
+    options = Options(
+        args.fleet, args.interval, args.processes, args.targets, int(args.limit_mb * 1024), args.everything
+    )
     print(machine_line())
     print(f"command: python bench/memory_soak.py {' '.join(argv)}")
     print(
