@@ -35,6 +35,7 @@ from certctl_load.runtime.generator import (
     LAG_STATS,
     CollectorGuard,
     CollectorPauses,
+    CollectorSweep,
     CpuMeter,
     Health,
     LagProbe,
@@ -203,6 +204,7 @@ class Run:
         self.collector = CollectorGuard()
         self.collector_pauses = CollectorPauses(self.store, self.timeline)
         self.lag_probe = LagProbe(self.store, self.timeline)
+        self.collector_sweep = CollectorSweep(self.collector)
         self.cpu_meter = CpuMeter(self.store, self.timeline)
         self.steps: list[Step] = []
         self.shape: Shape | None = None  # the next step's, known before its t0
@@ -323,6 +325,7 @@ class Run:
         self.collector_pauses.install()
         self.lag_probe.start()
         self.cpu_meter.start()
+        self.collector_sweep.start()
         gevent.sleep(max(0.0, step.end - self.clock()))
         self.lag_probe.stop()
         self.cpu_meter.stop()
@@ -542,6 +545,7 @@ class Run:
         if self.drained_at is None:
             self.drained_at = self.clock()
         self.collector_pauses.remove()
+        self.collector_sweep.stop()
         self.lag_probe.stop()
         self.cpu_meter.stop()
 
