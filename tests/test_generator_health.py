@@ -67,6 +67,7 @@ def test_a_healthy_run_says_the_generator_was_not_saturated_with_its_figures(tmp
     assert 0 <= generator["lag_ms"]["p50"] <= generator["lag_ms"]["p99"] <= generator["lag_ms"]["max"] < 20
     assert 0 < generator["cpu_pct"] < 90 and generator["late_fraction"] < 0.01
     assert generator["gc"]["max_ms"] < 5 and "2" not in generator["gc"]["by_generation"]
+    assert generator["gc"]["count"] >= 12  # the young generation swept twice a second from t0
     assert generator["connect"]["agents"] == generator["connect"]["connected"] == 100
     assert generator["connect"]["failed"] == 0 and generator["connect"]["errors"] == {}
     lag = run.summary()["metrics"]["generator_lag"]["values"]
