@@ -13,7 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from browser import chromium_context
+from browser import offline_page
 from test_capacity_search import summary
 from test_html_report import CHARTS, visible_text
 from timelines import storm_requests, timeline_of
@@ -172,18 +172,8 @@ def test_the_page_is_self_contained_and_never_shows_the_token(report):
 
 @pytest.mark.e2e
 def test_chromium_draws_the_fleet_charts_and_each_step_s_seconds_with_the_network_blocked(report, tmp_path):
-    requests: list[str] = []
-    errors: list[str] = []
-
-    def local(url: str) -> bool:
-        requests.append(url)
-        return url.startswith("file:")
-
-    with chromium_context(tmp_path / "profile", local) as context:
-        page = context.new_page()
-        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(report.path.as_uri())
+    with offline_page(tmp_path / "profile", report.path) as opened:
+        page = opened.page
         page.wait_for_function("window.certctlCapacity !== undefined")
         drawn = page.evaluate(
             """() => {
@@ -208,8 +198,7 @@ def test_chromium_draws_the_fleet_charts_and_each_step_s_seconds_with_the_networ
         word = page.locator("#certctl-verdict")
         assert word.inner_text().lower() == "found" and "tone-pass" in word.get_attribute("class")
         assert page.locator("#certctl-line").inner_text() == report.result.line
-    assert errors == []
-    assert requests and all(url.startswith("file:") for url in requests)
+    assert opened.errors == [] and opened.stayed_offline
 
     n = len(report.result.steps)
     assert drawn["fleet"]["latency"]["labels"] == ["p95", "p99"]

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from browser import chromium_context
+from browser import offline_page
 from timelines import FLEET, INTERVAL_S, SECONDS, STALL_AT, Request, storm_requests, timeline_of
 
 from certctl_load import exitcodes
@@ -207,18 +207,8 @@ def test_a_run_without_a_timeline_still_gets_its_report(storm):
 
 @pytest.mark.e2e
 def test_chromium_draws_every_second_of_every_chart_with_the_network_blocked(storm, tmp_path):
-    requests: list[str] = []
-    errors: list[str] = []
-
-    def local(url: str) -> bool:
-        requests.append(url)
-        return url.startswith("file:")
-
-    with chromium_context(tmp_path / "profile", local) as context:
-        page = context.new_page()
-        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(storm.path.as_uri())
+    with offline_page(tmp_path / "profile", storm.path) as opened:
+        page = opened.page
         page.wait_for_function("window.certctlCharts && Object.keys(window.certctlCharts.plots).length === 6")
         drawn = page.evaluate(
             """() => Object.entries(window.certctlCharts.plots).map(([key, plot]) => {
@@ -259,8 +249,7 @@ def test_chromium_draws_every_second_of_every_chart_with_the_network_blocked(sto
         page.screenshot(path=screenshot, full_page=True)
         if os.environ.get("CERTCTL_REPORT_SCREENSHOT"):
             shutil.copyfile(screenshot, os.environ["CERTCTL_REPORT_SCREENSHOT"])
-    assert errors == []
-    assert requests and all(url.startswith("file:") for url in requests)
+    assert opened.errors == [] and opened.stayed_offline
     assert screenshot.stat().st_size > 10_000
 
 

@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from types import SimpleNamespace
 
 import pytest
-from browser import chromium_context
+from browser import offline_page
 from helpers import free_port, read_request_log
 from storm import StormRun, fleet_options, heartbeats, run_storm, start_storm
 from target_process import running_target
@@ -78,25 +78,15 @@ def test_the_storms_report_draws_each_of_its_seconds_with_the_network_blocked(st
     run = stalled.windowed
     seconds = len(timeline_of(run)["rows"])
     assert seconds >= 90
-    requests: list[str] = []
-    errors: list[str] = []
-
-    def local(url: str) -> bool:
-        requests.append(url)
-        return url.startswith("file:")
-
-    with chromium_context(tmp_path / "profile", local) as context:
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        page.goto((run.results_dir / "report-agent-storm.html").as_uri())
+    with offline_page(tmp_path / "profile", run.results_dir / "report-agent-storm.html") as opened:
+        page = opened.page
         page.wait_for_function("window.certctlCharts && Object.keys(window.certctlCharts.plots).length === 6")
         points = page.evaluate(
             "() => Object.values(window.certctlCharts.plots).map((plot) => plot.data[0].length)"
         )
         assert points == [seconds] * 6
         assert page.locator("#certctl-verdict").inner_text().lower() == "fail"
-    assert errors == [] and requests and all(url.startswith("file:") for url in requests)
+    assert opened.errors == [] and opened.stayed_offline
 
 
 def test_distributed_rows_count_every_request_the_server_logged(tmp_path):
