@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from storm import (  # noqa: E402  (tests/storm.py: the request-log readers the 
 )
 
 from certctl_load.k6.percentiles import percentile  # noqa: E402
+from certctl_load.target.process import RunningTarget, start_target  # noqa: E402
 
 LOCUSTFILE = REPO_ROOT / "locustfile.py"
 STORM_TREND = "http_req_duration{scenario:agent_storm}"
@@ -314,3 +315,16 @@ def bench_main(
     except errors as error:
         print(f"{name}: {error}", file=sys.stderr)
         return 1
+
+
+@contextlib.contextmanager
+def start_targets(fleet: int, count: int) -> Iterator[list[RunningTarget]]:
+    """``count`` reference targets without a request log on one loopback port (``--reuse-port``
+    when more than one)."""
+    args = ["--fleet-size", str(fleet)] + (["--reuse-port"] if count > 1 else [])
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(start_target(args))
+        others = [
+            stack.enter_context(start_target([*args, "--port", str(first.port)])) for _ in range(count - 1)
+        ]
+        yield [first, *others]

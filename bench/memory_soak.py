@@ -26,19 +26,19 @@ import platform
 import re
 import statistics
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
-from common import Usage, bench_main, child_env, fmt, harness_command, run_measured
+from common import Usage, bench_main, child_env, fmt, harness_command, run_measured, start_targets
 
 from certctl_load import exitcodes
 from certctl_load.model.schedule import expected_beats
 from certctl_load.runtime.coordinator import DISTRIBUTED_LEAD_S
 from certctl_load.runtime.run import SCHEDULE_LEAD_S
-from certctl_load.target.process import RunningTarget, start_target
+from certctl_load.target.process import RunningTarget
 
 SAMPLE_EVERY_S = 1.0
 TIMEOUT_MARGIN_S = 120.0  # start-up, connect, drain and stop on top of the run
@@ -134,18 +134,6 @@ class Sampler:
         if len(values) < CPU_WINDOW:
             return None
         return max(statistics.mean(values[i : i + CPU_WINDOW]) for i in range(len(values) - CPU_WINDOW + 1))
-
-
-@contextlib.contextmanager
-def start_targets(fleet: int, count: int) -> Iterator[list[RunningTarget]]:
-    """``count`` reference targets without a request log on one port (``--reuse-port`` when more)."""
-    args = ["--fleet-size", str(fleet)] + (["--reuse-port"] if count > 1 else [])
-    with contextlib.ExitStack() as stack:
-        first = stack.enter_context(start_target(args))
-        others = [
-            stack.enter_context(start_target([*args, "--port", str(first.port)])) for _ in range(count - 1)
-        ]
-        yield [first, *others]
 
 
 def log_time(line: str) -> float | None:

@@ -37,12 +37,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from common import Usage, bench_main, child_env, fmt, harness_command, run_measured
+from common import Usage, bench_main, child_env, fmt, harness_command, run_measured, start_targets
 from pcap import Capture, Pairing, PcapError, pair_exchanges, read_capture
 
 from certctl_load import exitcodes
 from certctl_load.k6.percentiles import percentile
-from certctl_load.target.process import RunningTarget, start_target
 
 TRACE_ENV = "CERTCTL_LOAD_REQUEST_TRACE"  # certctl_load.model.config.REQUEST_TRACE_ENV
 PERCENTS = (50.0, 95.0, 99.0, 99.9)
@@ -123,18 +122,6 @@ def tcpdump(command: Sequence[str], stderr_path: Path) -> Iterator[None]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-@contextlib.contextmanager
-def start_targets(fleet: int, count: int) -> Iterator[list[RunningTarget]]:
-    """``count`` reference targets on one loopback port (``--reuse-port`` when more than one)."""
-    args = ["--fleet-size", str(fleet)] + (["--reuse-port"] if count > 1 else [])
-    with contextlib.ExitStack() as stack:
-        first = stack.enter_context(start_target(args))
-        others = [
-            stack.enter_context(start_target([*args, "--port", str(first.port)])) for _ in range(count - 1)
-        ]
-        yield [first, *others]
 
 
 @dataclass(frozen=True, slots=True)
